@@ -1,0 +1,139 @@
+// Package connectors holds the one contract between the hub and every system it
+// talks to: the connector protocol. A connector sees batches of records and
+// cursors, never bus messages; the same types cross the plugin process boundary,
+// so every type here is plain data that serialises to JSON without loss.
+package connectors
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Operation says what a write does with each record of a batch.
+type Operation string
+
+const (
+	// Upsert creates or updates by the external id field named in the request.
+	Upsert Operation = "upsert"
+	// Insert always creates.
+	Insert Operation = "insert"
+	// Update changes the record named by Record.TargetID.
+	Update Operation = "update"
+	// Delete removes the record named by Record.TargetID, or the one whose
+	// external id field equals Record.Key when TargetID is empty.
+	Delete Operation = "delete"
+)
+
+// Valid reports whether op is one of the four operations.
+func (op Operation) Valid() bool {
+	switch op {
+	case Upsert, Insert, Update, Delete:
+		return true
+	}
+	return false
+}
+
+// Record is one record of a batch.
+type Record struct {
+	// Key is the entity id at the source (a ledger member id, say). Results
+	// are matched to records by index, Key is there for logs and deletes.
+	Key string `json:"key"`
+	// TargetID is the record's id in the target when the hub knows it from
+	// the cross-reference; empty otherwise.
+	TargetID string `json:"target_id,omitempty"`
+	// Fields are the mapped field values, JSON-compatible (string, float64,
+	// int64, bool, nil, []any, map[string]any). Nil for deletes.
+	Fields map[string]any `json:"fields,omitempty"`
+}
+
+// WriteRequest is one batch for one target object.
+type WriteRequest struct {
+	// Object is the target object: an sObject name, a data extension key.
+	Object string `json:"object"`
+	// Operation applies to every record of the batch.
+	Operation Operation `json:"operation"`
+	// ExternalIDField is the target field that holds Record.Key; required
+	// for Upsert, used by Delete when a record has no TargetID.
+	ExternalIDField string `json:"external_id_field,omitempty"`
+	// Records, at most the connector's MaxBatch.
+	Records []Record `json:"records"`
+}
+
+// Status is the outcome class of one record.
+type Status int
+
+const (
+	// StatusApplied: the target holds the record; Result.TargetID names it.
+	StatusApplied Status = iota + 1
+	// StatusRetryable: a passing failure (lock, limit, 5xx); try again later.
+	StatusRetryable
+	// StatusPermanent: the record will never be accepted as it is (bad field,
+	// bad picklist value); dead-letter it with the reason.
+	StatusPermanent
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusApplied:
+		return "applied"
+	case StatusRetryable:
+		return "retryable"
+	case StatusPermanent:
+		return "permanent"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of one record, at the same index as the record.
+type Result struct {
+	Status Status `json:"status"`
+	// TargetID is the id of the record in the target, when StatusApplied.
+	TargetID string `json:"target_id,omitempty"`
+	// Code is the target's own error code (UNABLE_TO_LOCK_ROW, INVALID_FIELD).
+	Code string `json:"code,omitempty"`
+	// Message is the target's message, with the fields it names.
+	Message string `json:"message,omitempty"`
+	// RetryAfter is the wait the target asked for, if it said one.
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
+}
+
+// WriteResponse carries one Result per record, in order.
+type WriteResponse struct {
+	Results []Result `json:"results"`
+	// Calls is how many API calls the write took (for the records-per-call figure).
+	Calls int `json:"calls"`
+}
+
+// Description says what a connector is and what it can do.
+type Description struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Summary string `json:"summary,omitempty"`
+	// MaxBatch is the largest batch Write accepts; the hub never sends more.
+	MaxBatch int `json:"max_batch"`
+	// Objects the connector can write or read, by name.
+	Objects []string `json:"objects,omitempty"`
+	// ConfigSchema is a JSON Schema (OpenAPI 3 subset) of the connector's
+	// config block; the config loader checks the block against it.
+	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
+}
+
+// Connector is what every connector, built-in or plugin, implements.
+// Configure is called once, before anything else but Describe.
+type Connector interface {
+	Describe(ctx context.Context) (Description, error)
+	// Configure takes the connector's config block as JSON (secrets already
+	// resolved) and returns an error naming the field when it is invalid.
+	Configure(ctx context.Context, config json.RawMessage) error
+	// Check proves credentials and connectivity.
+	Check(ctx context.Context) error
+	Close() error
+}
+
+// Writer is a connector that writes batches. Write returns one Result per
+// record; a non-nil error means the whole batch failed and no record is known
+// to be written, and its Kind (see KindOf) says whether to retry.
+type Writer interface {
+	Write(ctx context.Context, req WriteRequest) (WriteResponse, error)
+}
