@@ -137,3 +137,70 @@ type Connector interface {
 type Writer interface {
 	Write(ctx context.Context, req WriteRequest) (WriteResponse, error)
 }
+
+// FieldSchema describes one field of a target object.
+type FieldSchema struct {
+	Name  string `json:"name"`
+	Label string `json:"label,omitempty"`
+	// Type is the target's own type name (string, double, boolean, date,
+	// datetime, picklist, reference, id, email, phone, currency, ...).
+	Type       string `json:"type"`
+	Length     int    `json:"length,omitempty"`
+	Createable bool   `json:"createable"`
+	Updateable bool   `json:"updateable"`
+	Nillable   bool   `json:"nillable"`
+	// Required: must be given on create (not nillable, no default).
+	Required   bool     `json:"required"`
+	ExternalID bool     `json:"external_id"`
+	Unique     bool     `json:"unique"`
+	Picklist   []string `json:"picklist,omitempty"`
+	// ReferenceTo lists the objects a reference field points at.
+	ReferenceTo []string `json:"reference_to,omitempty"`
+}
+
+// ObjectSchema describes a target object, for checking mappings against it.
+type ObjectSchema struct {
+	Name   string        `json:"name"`
+	Fields []FieldSchema `json:"fields"`
+}
+
+// SchemaDescriber is a connector that can describe its objects.
+type SchemaDescriber interface {
+	DescribeObject(ctx context.Context, object string) (ObjectSchema, error)
+}
+
+// Change is one change read from a source: it becomes one hub event.
+type Change struct {
+	// ID is the idempotency key of the change (stable across re-reads).
+	ID string `json:"id"`
+	// Type is a hub event type (loyalty.voucher.upserted).
+	Type string `json:"type"`
+	// Subject is the entity id.
+	Subject string `json:"subject"`
+	// Version grows per entity at the source.
+	Version int64     `json:"version"`
+	Time    time.Time `json:"time"`
+	// Data is the entity's full state as a JSON object.
+	Data json.RawMessage `json:"data"`
+}
+
+// ReadRequest asks for the page of changes after Cursor ("" = the start).
+type ReadRequest struct {
+	Object string `json:"object"`
+	Cursor string `json:"cursor,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// ReadResponse is one page. Cursor is where the next read starts; the hub
+// stores it only after the page's changes are durably on the bus.
+type ReadResponse struct {
+	Changes []Change `json:"changes"`
+	Cursor  string   `json:"cursor"`
+	// More is true when another page is ready now (read again at once).
+	More bool `json:"more"`
+}
+
+// Reader is a connector that can be polled for changes (and backfills).
+type Reader interface {
+	Read(ctx context.Context, req ReadRequest) (ReadResponse, error)
+}
