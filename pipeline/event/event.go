@@ -62,7 +62,7 @@ type Event struct {
 	// Subject is the entity id (member id, transaction id, segment id).
 	Subject string `json:"subject"`
 	// Time is when the change happened at the source.
-	Time time.Time `json:"time,omitempty"`
+	Time time.Time `json:"time,omitzero"`
 	// DataContentType is "application/json".
 	DataContentType string `json:"datacontenttype,omitempty"`
 	// Data is the entity's full state; it carries an integer "version".

@@ -1,0 +1,273 @@
+// Package emulator plays the core loyalty ledger for demos, tests and
+// benchmarks: it generates realistic member traffic and sends it to the hub's
+// webhook ingress as CloudEvents, the way a ledger's outbox relay would.
+//
+// A plan can carry duplicates (the same event sent again, as an at-least-once
+// relay does) and out-of-order deliveries (an older version of a member sent
+// after a newer one), so the hub's guarantees can be checked against the
+// plan's expected final state.
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// Member is the ledger's member state: what a loyalty.member.upserted event carries.
+type Member struct {
+	ID            string    `json:"id"`
+	Version       int64     `json:"version"`
+	FirstName     string    `json:"first_name"`
+	LastName      string    `json:"last_name"`
+	Email         string    `json:"email"`
+	Phone         string    `json:"phone"`
+	Status        string    `json:"status"`
+	Tier          string    `json:"tier"`
+	PointsBalance int64     `json:"points_balance"`
+	EnrolledAt    time.Time `json:"enrolled_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// CloudEvent is the structured-mode JSON of one event.
+type CloudEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            Member    `json:"data"`
+}
+
+// PlanConfig shapes a generated stream of member events.
+type PlanConfig struct {
+	// Members is how many distinct members the events touch. Default 1000.
+	Members int
+	// Events is how many distinct events (versions) to make. Default 10000.
+	Events int
+	// DuplicateRate is the share of extra deliveries that repeat an earlier
+	// event unchanged (same id). Default 0.
+	DuplicateRate float64
+	// ReorderRate is the share of events delivered after a newer version of
+	// the same member. Default 0.
+	ReorderRate float64
+	// Seed makes the plan reproducible.
+	Seed uint64
+	// Start is the time of the first change. Default 2026-01-01T00:00:00Z.
+	Start time.Time
+}
+
+// Plan is a sequence of deliveries and what the target must hold after them.
+type Plan struct {
+	// Deliveries in send order (duplicates and reorders included).
+	Deliveries []CloudEvent
+	// Newest is the newest state of each member, by member id.
+	Newest map[string]Member
+	// Distinct is the number of distinct event ids.
+	Distinct int
+	// Duplicates and Reordered count the injected anomalies.
+	Duplicates, Reordered int
+}
+
+var (
+	firstNames = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Donald", "Frances", "Linus", "Margaret", "Dennis"}
+	lastNames  = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Knuth", "Allen", "Torvalds", "Hamilton", "Ritchie"}
+	tiers      = []string{"bronze", "silver", "gold", "platinum"}
+	statuses   = []string{"active", "active", "active", "active", "suspended", "closed"}
+)
+
+// NewPlan generates a plan. Each event is a new version of one member.
+func NewPlan(cfg PlanConfig) *Plan {
+	if cfg.Members <= 0 {
+		cfg.Members = 1000
+	}
+	if cfg.Events <= 0 {
+		cfg.Events = 10000
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
+	state := make(map[string]Member, cfg.Members)
+	events := make([]CloudEvent, 0, cfg.Events)
+	for i := 0; i < cfg.Events; i++ {
+		// The first pass enrols every member once, then changes are random.
+		n := i
+		if i >= cfg.Members {
+			n = rng.IntN(cfg.Members)
+		}
+		id := fmt.Sprintf("M-%06d", n+1)
+		at := cfg.Start.Add(time.Duration(i) * time.Second)
+		m, ok := state[id]
+		if !ok {
+			fn, ln := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
+			m = Member{ID: id, FirstName: fn, LastName: ln, EnrolledAt: at,
+				Email: fmt.Sprintf("%s.%s.%d@example.com", lower(fn), lower(ln), n+1)}
+		}
+		m.Version++
+		m.Phone = fmt.Sprintf("+4420%08d", rng.IntN(100000000))
+		m.Status = statuses[rng.IntN(len(statuses))]
+		m.Tier = tiers[rng.IntN(len(tiers))]
+		m.PointsBalance += int64(rng.IntN(500))
+		m.UpdatedAt = at
+		state[id] = m
+		events = append(events, CloudEvent{
+			SpecVersion: "1.0", ID: fmt.Sprintf("evt-%s-v%d", id, m.Version), Source: "urn:loyaltyhub:ledger-emulator",
+			Type: "loyalty.member.upserted", Subject: id, Time: at, DataContentType: "application/json", Data: m,
+		})
+	}
+	p := &Plan{Newest: state, Distinct: len(events)}
+
+	// Reorder: move an event to just after a newer version of the same member.
+	nextOf := map[string][]int{} // member → indexes of its events, ascending
+	for i, e := range events {
+		nextOf[e.Subject] = append(nextOf[e.Subject], i)
+	}
+	moveAfter := make(map[int]int) // event index → the index it is delivered after
+	for i, e := range events {
+		idxs := nextOf[e.Subject]
+		k := int(e.Data.Version) - 1 // position of i among its member's events
+		if k+1 < len(idxs) && rng.Float64() < cfg.ReorderRate {
+			moveAfter[i] = idxs[k+1+rng.IntN(len(idxs)-k-1)]
+		}
+	}
+	var order []CloudEvent
+	trailing := map[int][]CloudEvent{}
+	for i, e := range events {
+		if j, ok := moveAfter[i]; ok {
+			// It carries along whatever was already waiting for it.
+			trailing[j] = append(append(trailing[j], e), flush(trailing, i)...)
+			p.Reordered++
+			continue
+		}
+		order = append(order, e)
+		order = append(order, flush(trailing, i)...)
+	}
+	// Duplicates: re-send a random earlier delivery later on.
+	dups := int(float64(len(events)) * cfg.DuplicateRate)
+	for d := 0; d < dups; d++ {
+		src := rng.IntN(len(order))
+		at := src + 1 + rng.IntN(len(order)-src)
+		dup := order[src]
+		order = append(order[:at], append([]CloudEvent{dup}, order[at:]...)...)
+		p.Duplicates++
+	}
+	p.Deliveries = order
+	return p
+}
+
+// flush takes the events waiting to go right after index i.
+func flush(trailing map[int][]CloudEvent, i int) []CloudEvent {
+	evs := trailing[i]
+	delete(trailing, i)
+	return evs
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// Sender posts deliveries to the hub's ingress in batched mode.
+type Sender struct {
+	// URL is the ingress endpoint, e.g. http://127.0.0.1:8080/v1/events/ledger.
+	URL string
+	// Secret, when set, signs each body (X-Hub-Signature-256).
+	Secret string
+	// BatchSize is events per request. Default 100.
+	BatchSize int
+	// Client defaults to a client with a 30 s timeout.
+	Client *http.Client
+	// RetryFor is how long a batch is retried on 5xx/network errors (the
+	// hub may be restarting). Default 2 minutes.
+	RetryFor time.Duration
+}
+
+// Send posts every delivery, batch by batch, retrying a batch on transient
+// failures like an at-least-once relay. progress, if set, is called after each batch.
+func (s *Sender) Send(ctx context.Context, deliveries []CloudEvent, progress func(sent int)) error {
+	if s.BatchSize <= 0 {
+		s.BatchSize = 100
+	}
+	if s.Client == nil {
+		s.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if s.RetryFor <= 0 {
+		s.RetryFor = 2 * time.Minute
+	}
+	for start := 0; start < len(deliveries); start += s.BatchSize {
+		end := min(start+s.BatchSize, len(deliveries))
+		body, err := json.Marshal(deliveries[start:end])
+		if err != nil {
+			return err
+		}
+		if err := s.post(ctx, body); err != nil {
+			return fmt.Errorf("sending events %d..%d: %w", start, end-1, err)
+		}
+		if progress != nil {
+			progress(end)
+		}
+	}
+	return nil
+}
+
+func (s *Sender) post(ctx context.Context, body []byte) error {
+	deadline := time.Now().Add(s.RetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		status, msg, err := s.postOnce(ctx, body)
+		switch {
+		case err == nil && status == http.StatusAccepted:
+			return nil
+		case err == nil && status < 500 && status != http.StatusTooManyRequests:
+			return fmt.Errorf("hub refused the batch: %d %s", status, msg)
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("hub answered %d %s", status, msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+func (s *Sender) postOnce(ctx context.Context, body []byte) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	if s.Secret != "" {
+		mac := hmac.New(sha256.New, []byte(s.Secret))
+		mac.Write(body)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(msg), nil
+}

@@ -1,0 +1,396 @@
+package openapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults of ServerConfig.
+const (
+	// DefaultMaxBodyBytes is the default ServerConfig.MaxBodyBytes: 1 MiB.
+	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultMaxBatchEvents is the default ServerConfig.MaxBatchEvents.
+	DefaultMaxBatchEvents = 1000
+	// DefaultRetryAfter is the default ServerConfig.RetryAfter.
+	DefaultRetryAfter = 5 * time.Second
+)
+
+const (
+	headerRequestID  = "X-Request-Id"
+	headerSignature  = "X-Hub-Signature-256"
+	maxRequestIDLen  = 128
+	sourceNameSyntax = `^[a-z0-9][a-z0-9_-]{0,62}$`
+)
+
+var sourceNameRE = regexp.MustCompile(sourceNameSyntax)
+
+// SourceConfig is one declared source of events: a system allowed to POST to
+// /v1/events/{source}.
+type SourceConfig struct {
+	// Secret is the HMAC-SHA256 key of the source's webhook signatures. When
+	// set, every request must carry X-Hub-Signature-256: sha256=<hex HMAC of
+	// the raw body>. Empty (the default) accepts unsigned requests. Never logged.
+	Secret string
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Sources are the declared sources by name; the name is the {source} path
+	// parameter and the first part of the bus topics "<source>.<entity>".
+	// Names match ^[a-z0-9][a-z0-9_-]{0,62}$. At least one is required.
+	Sources map[string]SourceConfig
+	// MaxBodyBytes is the largest request body accepted, in bytes; larger
+	// bodies get 413. Default 1 MiB (1048576).
+	MaxBodyBytes int64
+	// MaxBatchEvents is the most events one batched request may hold; more
+	// get 413. Default 1000.
+	MaxBatchEvents int
+	// RetryAfter is what 503 answers tell clients to wait before retrying,
+	// rounded up to whole seconds. Default 5s.
+	RetryAfter time.Duration
+	// Ready reports whether the hub can take events (bus connected, store
+	// open); GET /readyz answers 503 with its error. Nil means always ready.
+	Ready func() error
+	// Metrics is what GET /metrics exposes. Nil means prometheus.DefaultGatherer.
+	Metrics prometheus.Gatherer
+	// Registerer is where the server registers its own metrics. Nil means
+	// Metrics when that is also a Registerer (a *prometheus.Registry), and
+	// prometheus.DefaultRegisterer when Metrics is nil.
+	Registerer prometheus.Registerer
+}
+
+func (c *ServerConfig) setDefaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.DefaultGatherer
+		if c.Registerer == nil {
+			c.Registerer = prometheus.DefaultRegisterer
+		}
+	}
+	if c.Registerer == nil {
+		if reg, ok := c.Metrics.(prometheus.Registerer); ok {
+			c.Registerer = reg
+		}
+	}
+}
+
+// Validate reports every problem of c.
+func (c *ServerConfig) Validate() error {
+	var errs []error
+	if len(c.Sources) == 0 {
+		errs = append(errs, errors.New("sources: at least one source is required"))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		if !sourceNameRE.MatchString(name) {
+			errs = append(errs, fmt.Errorf("sources: name %q must match %s (lowercase letters, digits, '_' and '-')", name, sourceNameSyntax))
+		}
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d must be positive (0 means the default, %d)", c.MaxBodyBytes, DefaultMaxBodyBytes))
+	}
+	if c.MaxBatchEvents < 0 {
+		errs = append(errs, fmt.Errorf("max_batch_events: %d must be positive (0 means the default, %d)", c.MaxBatchEvents, DefaultMaxBatchEvents))
+	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("retry_after: %s must be positive (0 means the default, %s)", c.RetryAfter, DefaultRetryAfter))
+	}
+	if c.Registerer == nil {
+		errs = append(errs, errors.New("registerer: required when Metrics is not a prometheus.Registerer"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the hub's HTTP server: it validates every request against
+// hub.yaml and serves the operations declared there.
+type Server struct {
+	cfg      ServerConfig
+	pub      message.Publisher
+	logger   *slog.Logger
+	router   routers.Router
+	handlers map[string]operationHandler
+	metrics  *metrics
+	metricsH http.Handler
+	// eventSchema is components.schemas.CloudEvent, to check binary-mode events.
+	eventSchema *openapi3.Schema
+	accepting   atomic.Bool
+	sourceList  string // declared source names, sorted, for error messages
+	retryAfter  string // Retry-After header value, in seconds
+}
+
+// operationHandler serves one operation of hub.yaml. The request has been
+// matched to route; handlers validate it themselves (validateRequest) so
+// that each can order its checks.
+type operationHandler func(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string)
+
+// NewServer builds a Server publishing accepted events to pub. A nil logger
+// discards logs. The server starts accepting events (see SetAccepting).
+func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*Server, error) {
+	cfg.setDefaults()
+	err := cfg.Validate()
+	if pub == nil {
+		err = errors.Join(err, errors.New("publisher: required"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid HTTP server config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	doc, err := Spec()
+	if err != nil {
+		return nil, err
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("routing openapi/hub.yaml: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	secs := int64((cfg.RetryAfter + time.Second - 1) / time.Second)
+	s := &Server{
+		cfg:        cfg,
+		pub:        pub,
+		logger:     logger,
+		router:     router,
+		metrics:    m,
+		sourceList: strings.Join(slices.Sorted(maps.Keys(cfg.Sources)), ", "),
+		retryAfter: strconv.FormatInt(secs, 10),
+	}
+	if ref := doc.Components.Schemas["CloudEvent"]; ref != nil && ref.Value != nil {
+		s.eventSchema = ref.Value
+	} else {
+		return nil, errors.New("openapi/hub.yaml: components.schemas.CloudEvent is missing")
+	}
+	s.metricsH = promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)})
+	s.handlers = map[string]operationHandler{
+		"postEvents": s.postEvents,
+		"getHealth":  s.getHealth,
+		"getReady":   s.getReady,
+		"getMetrics": s.getMetrics,
+	}
+	// hub.yaml and the handlers must name the same operations.
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if s.handlers[op.OperationID] == nil {
+				return nil, fmt.Errorf("openapi/hub.yaml: %s %s: operationId %q has no handler", method, path, op.OperationID)
+			}
+		}
+	}
+	for name, src := range cfg.Sources {
+		if src.Secret == "" {
+			logger.Warn("source accepts unsigned events: set a secret to require X-Hub-Signature-256", "source", name)
+		}
+	}
+	s.accepting.Store(true)
+	return s, nil
+}
+
+// SetAccepting turns event ingress on or off. While off (during a graceful
+// shutdown), POST /v1/events/{source} answers 503 with Retry-After and
+// GET /readyz answers 503, so load balancers stop sending traffic; health
+// and metrics keep answering.
+func (s *Server) SetAccepting(accepting bool) { s.accepting.Store(accepting) }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// statusRecorder remembers the status code written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	reqID := r.Header.Get(headerRequestID)
+	if reqID == "" || len(reqID) > maxRequestIDLen {
+		reqID = watermill.NewUUID()
+	}
+	rec.Header().Set(headerRequestID, reqID)
+	operation := "unmatched"
+	defer func() {
+		code := rec.status
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.metrics.duration.WithLabelValues(operation, r.Method, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	}()
+
+	route, params, err := s.router.FindRoute(r)
+	switch {
+	case errors.Is(err, routers.ErrMethodNotAllowed):
+		allow := s.allowedMethods(r)
+		rec.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(rec, &Problem{
+			Type:   problemMethod,
+			Status: http.StatusMethodNotAllowed,
+			Detail: fmt.Sprintf("%s is not served on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
+		})
+		return
+	case err != nil:
+		writeProblem(rec, &Problem{
+			Type:   problemNotFound,
+			Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no operation at %s; the hub serves POST /v1/events/{source}, GET /healthz, GET /readyz and GET /metrics", r.URL.Path),
+		})
+		return
+	}
+	operation = route.Operation.OperationID
+	s.handlers[operation](rec, r, route, params)
+}
+
+// allowedMethods lists the methods hub.yaml declares for r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, _, err := s.router.FindRoute(probe); err == nil {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// validateRequest validates r against its route in hub.yaml and returns the
+// faults found, nil when it matches. r.Body must be re-readable (the caller
+// sets it from the bytes it read).
+func (s *Server) validateRequest(r *http.Request, route *routers.Route, params map[string]string) []validationFault {
+	err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		Request:    r,
+		PathParams: params,
+		Route:      route,
+		Options: &openapi3filter.Options{
+			MultiError:          true,
+			SkipSettingDefaults: true,
+			AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc,
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	return flattenValidation(err)
+}
+
+// rejectInvalidRequest answers 400 when a request without events does not
+// match hub.yaml; it reports whether it did.
+func (s *Server) rejectInvalidRequest(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) bool {
+	faults := s.validateRequest(r, route, params)
+	if faults == nil {
+		return false
+	}
+	var errs []FieldError
+	for _, f := range faults {
+		field := fieldPath(f.path)
+		if f.param != nil {
+			field = f.param.Name
+		}
+		if field == "" {
+			field = "body"
+		}
+		errs = append(errs, requestFault(field, f.rule))
+	}
+	p := &Problem{Type: problemInvalidRequest, Status: http.StatusBadRequest, Detail: "the request does not match openapi/hub.yaml"}
+	p.addErrors(errs)
+	writeProblem(w, p)
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, &Problem{Type: problemInternal, Status: http.StatusInternalServerError, Detail: "encoding the answer failed"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if s.rejectInvalidRequest(w, r, route, params) {
+		return
+	}
+	writeJSON(w, http.StatusOK, status{Status: "ok"})
+}
+
+func (s *Server) getReady(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if s.rejectInvalidRequest(w, r, route, params) {
+		return
+	}
+	if !s.accepting.Load() {
+		s.unavailable(w, problemNotAccepting, "the hub is shutting down and no longer accepts events")
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			s.unavailable(w, problemNotReady, "not ready: "+err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, status{Status: "ready"})
+}
+
+func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if s.rejectInvalidRequest(w, r, route, params) {
+		return
+	}
+	s.metricsH.ServeHTTP(w, r)
+}
+
+// unavailable answers 503 with Retry-After.
+func (s *Server) unavailable(w http.ResponseWriter, typ, detail string) {
+	w.Header().Set("Retry-After", s.retryAfter)
+	writeProblem(w, &Problem{Type: typ, Status: http.StatusServiceUnavailable, Detail: detail})
+}
