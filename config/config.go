@@ -1,0 +1,296 @@
+// Package config loads the hub's one YAML file: strict decoding (an unknown
+// key is an error, with a "did you mean"), ${VAR} and ${file:PATH}
+// references, defaults, and validation that reports every problem at once as
+// FILE:LINE:COL: path.to.key: what is wrong; what would be valid.
+//
+// Every relative path in the file (data_dir, a mapping file, a SQLite DSN, a
+// ${file:...} secret) is taken relative to the directory of the config file,
+// and Load makes it absolute.
+//
+// References, in any scalar value (keys are never expanded), connector
+// blocks and inline mappings included:
+//
+//	${VAR}           the environment variable VAR; unset is an error
+//	${VAR:-default}  VAR, or default when VAR is unset or empty
+//	${file:PATH}     the content of the file PATH, trailing newlines trimmed
+//	$${              a literal ${
+//
+// A reference expands to text: a typed hub field (an integer, a duration)
+// parses that text, and a connector block value becomes the integer, number
+// or boolean its schema asks for. Inside a flow collection ({a: b}, [a])
+// quote a value that holds a reference: "${VAR}". Values that came from a
+// reference are never shown in error messages.
+//
+// The struct tags drive the loader and the exported JSON Schema alike:
+// yaml (the key), default (the value when the key is absent), enum, min and
+// max (the valid range), unit, required and desc (the description).
+package config
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+)
+
+// Config is the whole hub configuration, as loaded by Load: defaults applied,
+// references expanded, relative paths made absolute, and validated.
+// Top-level keys starting with "x-" are ignored: they hold YAML anchors to
+// reuse (x-retry: &retry {...}, then retry: *retry).
+type Config struct {
+	// DataDir is where the embedded bus (DataDir/nats) and the SQLite state
+	// store (DataDir/state.db) live. Default "./data", relative to the config
+	// file's directory; Load makes it absolute.
+	DataDir string `yaml:"data_dir" default:"./data" desc:"Directory for the embedded bus (data_dir/nats) and the SQLite state store (data_dir/state.db); relative to the config file's directory."`
+	// Log sets the hub's logging.
+	Log Log `yaml:"log" desc:"Logging."`
+	// HTTP sets the one HTTP server: webhooks, admin API, health, metrics.
+	HTTP HTTP `yaml:"http" desc:"The HTTP server: webhooks, admin API, health and metrics."`
+	// Bus sets the durable message bus (NATS JetStream).
+	Bus Bus `yaml:"bus" desc:"The durable bus (NATS JetStream)."`
+	// Store sets the state store (version guard, cross-reference, DLQ).
+	Store Store `yaml:"store" desc:"The state store: version guard, cross-reference, dead letters."`
+	// Progress sets the periodic progress lines in the log.
+	Progress Progress `yaml:"progress" desc:"Periodic progress lines in the log."`
+	// Sources are the webhook sources accepted at POST /v1/events/{source},
+	// by name. Names match ^[a-z][a-z0-9_-]*$. Default: none.
+	Sources map[string]*Source `yaml:"sources" desc:"Webhook sources accepted at POST /v1/events/{source}, by name."`
+	// Connectors are the systems the hub writes to (and reads from), by
+	// name. Names match ^[a-z][a-z0-9_-]*$. Default: none.
+	Connectors map[string]*Connector `yaml:"connectors" desc:"Connectors (target and source systems), by name."`
+	// Syncs are the data flows, each from one source entity topic through a
+	// mapping to one connector object, by name. Names match
+	// ^[a-z][a-z0-9_-]*$. Default: none.
+	Syncs map[string]*Sync `yaml:"syncs" desc:"Syncs: from <source>.<entity> through a mapping to a connector object, by name."`
+
+	// Path is the absolute path of the loaded file. Not read from YAML.
+	Path string `yaml:"-"`
+}
+
+// Log sets logging.
+type Log struct {
+	// Level is the lowest level logged: debug, info, warn or error.
+	// Default "info".
+	Level string `yaml:"level" default:"info" enum:"debug,info,warn,error" desc:"Lowest level logged."`
+	// Format is the log line format: text (logfmt-like) or json.
+	// Default "text".
+	Format string `yaml:"format" default:"text" enum:"text,json" desc:"Log line format."`
+}
+
+// HTTP sets the HTTP server.
+type HTTP struct {
+	// Listen is the address to listen on, host:port (":8080" for every
+	// interface). Default "127.0.0.1:8080".
+	Listen string `yaml:"listen" default:"127.0.0.1:8080" desc:"Address to listen on, host:port."`
+	// MaxBodyBytes is the largest request body accepted, in bytes; a larger
+	// ingress body gets 413. Default 1048576 (1 MiB); range 1024 to
+	// 1073741824 (1 GiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes" default:"1048576" min:"1024" max:"1073741824" unit:"bytes" desc:"Largest request body accepted; larger ingress bodies get 413."`
+	// MaxBatchEvents is the most events accepted in one CloudEvents batch
+	// request; a larger batch is refused. Default 1000; range 1 to 100000.
+	MaxBatchEvents int `yaml:"max_batch_events" default:"1000" min:"1" max:"100000" unit:"events" desc:"Most events accepted in one CloudEvents batch request."`
+	// ShutdownTimeout is how long a graceful shutdown waits for requests
+	// in flight. Default 30s; range 1s to 1h.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" min:"1s" max:"1h" desc:"How long a graceful shutdown waits for requests in flight."`
+}
+
+// Bus sets the durable bus.
+type Bus struct {
+	// URL of an external NATS JetStream server (nats://host:4222; tls://,
+	// ws:// and wss:// work too; several URLs separated by commas). Empty
+	// means an embedded NATS JetStream server storing under DataDir/nats.
+	// Default "". It may carry credentials: Redacted masks its password.
+	URL string `yaml:"url" default:"" desc:"External NATS JetStream URL(s), comma separated; empty runs an embedded server under data_dir/nats."`
+	// Stream is the JetStream stream name; letters, digits, - and _ only
+	// (no dots). Default "LOYALTYHUB".
+	Stream string `yaml:"stream" default:"LOYALTYHUB" desc:"JetStream stream name (letters, digits, - and _)."`
+	// SubjectPrefix starts every subject: subjects are
+	// "<subject_prefix>.<topic>". Dot-separated tokens of letters, digits,
+	// - and _. Default "loyaltyhub".
+	SubjectPrefix string `yaml:"subject_prefix" default:"loyaltyhub" desc:"Subjects are <subject_prefix>.<topic>."`
+}
+
+// Store drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Store sets the state store.
+type Store struct {
+	// Driver is sqlite or postgres. Default "sqlite".
+	Driver string `yaml:"driver" default:"sqlite" enum:"sqlite,postgres" desc:"State store driver."`
+	// DSN locates the store. sqlite: a file path (relative to the config
+	// file's directory) or a file: URI; default DataDir/state.db. postgres:
+	// a postgres:// URL or key=value string; required. Redacted masks its
+	// password.
+	DSN string `yaml:"dsn" default:"" desc:"sqlite: file path (default data_dir/state.db); postgres: connection URL or key=value string (required)."`
+}
+
+// Progress sets the progress lines.
+type Progress struct {
+	// Interval between progress lines. 0 disables them. Default 5s; range
+	// 0, or 100ms to 1h.
+	Interval time.Duration `yaml:"interval" default:"5s" min:"100ms" max:"1h" zero:"disables" desc:"Time between progress lines; 0 disables them."`
+}
+
+// Source is one webhook source.
+type Source struct {
+	// Name is the source's key under sources. Not read from YAML.
+	Name string `yaml:"-"`
+	// Secret is the HMAC-SHA256 key for request signatures. When set,
+	// every request to this source must be signed; when the key is absent,
+	// unsigned requests are accepted. Set but empty is an error. Default
+	// unset.
+	Secret Secret `yaml:"secret" desc:"HMAC-SHA256 key; when set, requests must be signed."`
+	// Pos is where the source is declared. Not read from YAML.
+	Pos Position `yaml:"-"`
+}
+
+// Connector is one connector instance.
+type Connector struct {
+	// Name is the connector's key under connectors. Not read from YAML.
+	Name string `yaml:"-"`
+	// Type is the connector kind: the name of a built-in connector
+	// (salesforce) or, later, plugin:<name>. Required.
+	Type string `yaml:"type" required:"true" example:"salesforce" desc:"Connector kind: a built-in connector name."`
+	// Config is the connector's own block as JSON, references expanded and
+	// secrets in clear, for connectors.Connector.Configure. Checked against
+	// the connector's schema when Load has WithConnectorSchemas. Default {}.
+	Config json.RawMessage `yaml:"config" desc:"The connector's own settings, checked against its schema."`
+	// Pos is where the connector is declared. Not read from YAML.
+	Pos Position `yaml:"-"`
+
+	// redacted is Config with its secret values replaced.
+	redacted json.RawMessage
+}
+
+// RedactedConfig returns Config with every secret value replaced by
+// "[redacted]": values under keys that name a secret (password, secret,
+// token, api_key, private_key, credentials, ...), values the connector's
+// schema marks (format: password, writeOnly: true or x-secret: true) and
+// values read from ${file:...}.
+func (c *Connector) RedactedConfig() json.RawMessage {
+	if c.redacted == nil {
+		return c.Config
+	}
+	return c.redacted
+}
+
+// Sync is one data flow: events of one source entity, mapped, written to one
+// connector object.
+type Sync struct {
+	// Name is the sync's key under syncs. Not read from YAML.
+	Name string `yaml:"-"`
+	// From is the topic read, "<source>.<entity>": a source declared under
+	// sources and an entity (member, transaction, voucher, segment).
+	// Required.
+	From string `yaml:"from" required:"true" example:"ledger.member" desc:"Topic read: <source>.<entity>; entity is member, transaction, voucher or segment."`
+	// Source is the source part of From. Not read from YAML.
+	Source string `yaml:"-"`
+	// Entity is the entity part of From. Not read from YAML.
+	Entity string `yaml:"-"`
+	// To names the connector written to (a key under connectors). Required.
+	To string `yaml:"to" required:"true" example:"crm" desc:"The connector written to."`
+	// Object is the target object (an sObject name, a data extension key).
+	// Required.
+	Object string `yaml:"object" required:"true" example:"LoyaltyProgramMember" desc:"Target object: an sObject name, a data extension key."`
+	// Mode is the write operation: upsert, insert, update or delete.
+	// Default "upsert".
+	Mode connectors.Operation `yaml:"mode" default:"upsert" enum:"upsert,insert,update,delete" desc:"Write operation."`
+	// ExternalID is the target field holding the source key. Required for
+	// upsert; used by delete when the target id is unknown. Default "".
+	ExternalID string `yaml:"external_id" example:"Ledger_Member_Id__c" desc:"Target field holding the source key; required for upsert."`
+	// Mapping is the field mapping: a file path (relative to the config
+	// file's directory) or an inline mapping block. Required.
+	Mapping MappingRef `yaml:"mapping" required:"true" example:"mappings/member.yaml" desc:"Field mapping: a file path (relative to this file) or an inline mapping block."`
+	// Batch sets how records are grouped into write calls.
+	Batch Batch `yaml:"batch" desc:"How records are grouped into write calls."`
+	// Retry sets the retries of retryable failures.
+	Retry Retry `yaml:"retry" desc:"Retries of retryable failures."`
+	// RateLimit is the most write calls per second to the target; 0 means
+	// unlimited. Default 0; range 0 to 10000.
+	RateLimit float64 `yaml:"rate_limit" default:"0" min:"0" max:"10000" unit:"calls per second" desc:"Most write calls per second to the target; 0 = unlimited."`
+	// Inflight is the most unacknowledged events this sync holds. 0 in the
+	// file means the default, 2 × Batch.Size, which Load fills in; otherwise
+	// at least Batch.Size, at most 100000.
+	Inflight int `yaml:"inflight" default:"0" min:"0" max:"100000" unit:"events" desc:"Most unacknowledged events for this sync; 0 = 2 x batch.size."`
+	// Pos is where the sync is declared. Not read from YAML.
+	Pos Position `yaml:"-"`
+}
+
+// Batch sets batching.
+type Batch struct {
+	// Size is the most records per write call; a batch is flushed when it
+	// is full. The hub lowers it to the connector's MaxBatch. Default 200;
+	// range 1 to 10000.
+	Size int `yaml:"size" default:"200" min:"1" max:"10000" unit:"records" desc:"Most records per write call; capped by the connector's maximum."`
+	// Window is the longest a record waits for its batch to fill before the
+	// batch is flushed anyway. Default 200ms; range 1ms to 1m.
+	Window time.Duration `yaml:"window" default:"200ms" min:"1ms" max:"1m" desc:"Longest a record waits for its batch to fill."`
+}
+
+// Retry sets exponential backoff for retryable failures. The wait before
+// attempt n+1 is InitialInterval × Multiplier^(n-1), capped at MaxInterval,
+// with jitter.
+type Retry struct {
+	// MaxAttempts is the most attempts per record, the first included; then
+	// the record is dead-lettered. Default 10; range 1 to 1000.
+	MaxAttempts int `yaml:"max_attempts" default:"10" min:"1" max:"1000" unit:"attempts" desc:"Most attempts per record, the first included."`
+	// InitialInterval is the wait before the first retry. Default 500ms;
+	// range 1ms to 1h; at most MaxInterval.
+	InitialInterval time.Duration `yaml:"initial_interval" default:"500ms" min:"1ms" max:"1h" desc:"Wait before the first retry."`
+	// MaxInterval caps the wait between attempts. Default 1m; range 1ms to
+	// 24h.
+	MaxInterval time.Duration `yaml:"max_interval" default:"1m" min:"1ms" max:"24h" desc:"Longest wait between attempts."`
+	// Multiplier grows the wait after each attempt. Default 2; range 1 to 10.
+	Multiplier float64 `yaml:"multiplier" default:"2" min:"1" max:"10" desc:"Growth of the wait after each attempt."`
+}
+
+// MappingRef is a sync's mapping, not compiled here: exactly one of File
+// and Node is set.
+type MappingRef struct {
+	// File is the absolute path of a mapping file.
+	File string
+	// Node is an inline mapping block (a YAML mapping node), references
+	// already expanded; its Line and Column are positions in SourceFile.
+	Node *yaml.Node
+	// SourceFile is the config file the reference is written in, as given
+	// to Load, for messages.
+	SourceFile string
+	// Pos is where the mapping value is written in SourceFile.
+	Pos Position
+}
+
+// Inline reports whether the mapping is written inline in the config.
+func (m MappingRef) Inline() bool { return m.Node != nil }
+
+// SyncList returns the syncs sorted by name.
+func (c *Config) SyncList() []*Sync { return sortedValues(c.Syncs) }
+
+// ConnectorList returns the connectors sorted by name.
+func (c *Config) ConnectorList() []*Connector { return sortedValues(c.Connectors) }
+
+// SourceList returns the sources sorted by name.
+func (c *Config) SourceList() []*Source { return sortedValues(c.Sources) }
+
+func sortedValues[T any](m map[string]*T) []*T {
+	keys := sortedKeys(m)
+	out := make([]*T, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, m[k])
+	}
+	return out
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
+)
+
+// Entities are the canonical entities a sync can read, in the order
+// messages list them.
+var Entities = []string{event.EntityMember, event.EntityTransaction, event.EntityVoucher, event.EntitySegment}
+
+var (
+	streamRe  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	subjectRe = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	typeRe    = regexp.MustCompile(`^(plugin:)?[a-z][a-z0-9_-]*$`)
+)
+
+// validate checks what the field tags cannot say, fills in the defaults
+// that depend on other fields and makes paths absolute.
+func (l *loader) validate(c *Config) {
+	if c.DataDir == "" {
+		l.errAt("data_dir", `must not be empty; give a directory (default "./data", relative to the config file)`)
+	} else {
+		c.DataDir = l.resolve(c.DataDir)
+	}
+	l.checkListen(c.HTTP.Listen)
+	l.checkBus(&c.Bus)
+	l.checkStore(c)
+
+	for _, name := range sortedKeys(c.Sources) {
+		p := "sources." + name + ".secret"
+		if n, ok := l.vals[p]; ok && c.Sources[name].Secret == "" && !l.isBad(p) {
+			l.errNode(n, p, "is set but empty; give the HMAC key, or remove the key to accept unsigned requests")
+		}
+	}
+	for _, name := range sortedKeys(c.Connectors) {
+		t := c.Connectors[name].Type
+		p := "connectors." + name + ".type"
+		if t != "" && !typeRe.MatchString(t) {
+			l.errAt(p, "invalid connector type %s; a type is a connector name such as salesforce (%s), or plugin:<name>", l.quote(l.vals[p]), NamePattern)
+		}
+	}
+	for _, name := range sortedKeys(c.Syncs) {
+		l.checkSync(c, name, c.Syncs[name])
+	}
+}
+
+func (l *loader) checkListen(addr string) {
+	const p = "http.listen"
+	if l.isBad(p) {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		l.errAt(p, "%s is not host:port; e.g. 127.0.0.1:8080, or :8080 for every interface", strconv.Quote(addr))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		l.errAt(p, "port %s is not a number from 0 to 65535", strconv.Quote(port))
+		return
+	}
+	if strings.ContainsAny(host, " /") {
+		l.errAt(p, "host %s is not a host name or IP address", strconv.Quote(host))
+	}
+}
+
+func (l *loader) checkBus(b *Bus) {
+	if b.URL != "" && !l.isBad("bus.url") {
+		for _, raw := range strings.Split(b.URL, ",") {
+			raw = strings.TrimSpace(raw)
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil || u.Host == "":
+				l.errAt("bus.url", "%s is not a NATS URL; e.g. nats://127.0.0.1:4222 (several separated by commas), or empty for the embedded server", strconv.Quote(redactURL(raw)))
+				return
+			case !contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme):
+				l.errAt("bus.url", "unknown URL scheme %q in %s; valid: nats, tls, ws, wss", u.Scheme, strconv.Quote(redactURL(raw)))
+				return
+			}
+		}
+	}
+	if b.Stream != "" && !streamRe.MatchString(b.Stream) {
+		l.errAt("bus.stream", "invalid stream name %s; letters, digits, - and _ only (no dots, spaces or wildcards), e.g. LOYALTYHUB", l.quote(l.vals["bus.stream"]))
+	} else if b.Stream == "" {
+		l.errAt("bus.stream", "must not be empty; e.g. LOYALTYHUB")
+	}
+	if b.SubjectPrefix != "" && !subjectRe.MatchString(b.SubjectPrefix) {
+		l.errAt("bus.subject_prefix", "invalid subject prefix %s; dot-separated tokens of letters, digits, - and _ (no wildcards, no leading or trailing dot), e.g. loyaltyhub", l.quote(l.vals["bus.subject_prefix"]))
+	} else if b.SubjectPrefix == "" {
+		l.errAt("bus.subject_prefix", "must not be empty; e.g. loyaltyhub")
+	}
+}
+
+func (l *loader) checkStore(c *Config) {
+	s := &c.Store
+	switch s.Driver {
+	case DriverSQLite:
+		switch {
+		case s.DSN == "":
+			s.DSN = filepath.Join(c.DataDir, "state.db")
+		case s.DSN == ":memory:" || strings.HasPrefix(s.DSN, "file:"):
+		default:
+			s.DSN = l.resolve(s.DSN)
+		}
+	case DriverPostgres:
+		switch {
+		case s.DSN == "":
+			l.errAt("store.dsn", "missing; the postgres driver needs a DSN, e.g. postgres://user:${PGPASSWORD}@127.0.0.1:5432/loyaltyhub")
+		case strings.Contains(s.DSN, "://"):
+			u, err := url.Parse(s.DSN)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", strconv.Quote(redactDSN(s.DSN)))
+			}
+		case !strings.Contains(s.DSN, "="):
+			l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", strconv.Quote(redactDSN(s.DSN)))
+		}
+	}
+}
+
+func (l *loader) checkSync(c *Config, name string, s *Sync) {
+	p := "syncs." + name
+	if s.From != "" && !l.isBad(p+".from") {
+		fromNode := l.vals[p+".from"]
+		src, ent, ok := strings.Cut(s.From, ".")
+		switch {
+		case !ok || src == "" || ent == "":
+			l.errAt(p+".from", "%s is not <source>.<entity>; e.g. ledger.member (entities: %s)", l.quote(fromNode), list(Entities))
+		case c.Sources[src] == nil:
+			l.errAt(p+".from", "%s", unknownMsg("source", src, "declared sources", sortedKeys(c.Sources)))
+		case !contains(Entities, ent):
+			l.errAt(p+".from", "%s", unknownMsg("entity", ent, "valid entities", Entities))
+		default:
+			s.Source, s.Entity = src, ent
+		}
+	}
+	if s.To != "" && c.Connectors[s.To] == nil {
+		l.errAt(p+".to", "%s", unknownMsg("connector", s.To, "declared connectors", sortedKeys(c.Connectors)))
+	}
+	if s.Mode == connectors.Upsert && s.ExternalID == "" && !l.isBad(p+".mode") {
+		if _, written := l.vals[p+".external_id"]; written {
+			l.errAt(p+".external_id", "must not be empty when mode is upsert; name the target's external id field (e.g. external_id: Ledger_Member_Id__c)")
+		} else {
+			l.errAt(p+".external_id", "missing; mode upsert needs the target's external id field (e.g. external_id: Ledger_Member_Id__c), or set another mode")
+		}
+	}
+	if !l.isBad(p+".batch.size") && !l.isBad(p+".inflight") {
+		switch {
+		case s.Inflight == 0:
+			s.Inflight = 2 * s.Batch.Size
+		case s.Inflight < s.Batch.Size:
+			l.errAt(p+".inflight", "%d is below batch.size (%d), so a batch would never fill; valid: 0 (2 × batch.size), or %d to 100000", s.Inflight, s.Batch.Size, s.Batch.Size)
+		}
+	}
+	r := s.Retry
+	if r.InitialInterval > r.MaxInterval && !l.isBad(p+".retry.initial_interval") && !l.isBad(p+".retry.max_interval") {
+		path := p + ".retry.initial_interval"
+		if _, ok := l.vals[path]; !ok {
+			path = p + ".retry.max_interval"
+		}
+		l.errAt(path, "initial_interval %s is longer than max_interval %s; valid: initial_interval <= max_interval", fmtDuration(r.InitialInterval), fmtDuration(r.MaxInterval))
+	}
+}
