@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,7 +217,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 			}
 		}
 	}
-	for _, f := range duplicateIDs(mode, events) {
+	dupFaults, repeat := duplicateIDs(mode, events)
+	for _, f := range dupFaults {
 		list.add(f)
 	}
 	if len(list.list) > 0 {
@@ -231,6 +233,15 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 		return
 	}
 
+	if len(repeat) > 0 {
+		unique := make([]incoming, 0, len(events)-len(repeat))
+		for i, ev := range events {
+			if !repeat[i] {
+				unique = append(unique, ev)
+			}
+		}
+		events = unique
+	}
 	s.publish(w, name, w.Header().Get(headerRequestID), events)
 }
 
@@ -568,26 +579,36 @@ func asStrings(v any) []string {
 	return out
 }
 
-// duplicateIDs rejects an id used twice in one request: it is the
-// idempotency key, and the bus would drop the second event silently.
-func duplicateIDs(mode ingressMode, events []incoming) []FieldError {
+// duplicateIDs handles an id used twice in one request. The id is the
+// idempotency key: a relay that re-sends an event may well put both copies
+// in one batch, so an exact copy is accepted and published once (repeat
+// reports the copies to drop); the same id on different content is a real
+// conflict and is refused.
+func duplicateIDs(mode ingressMode, events []incoming) (faults []FieldError, repeat map[int]bool) {
 	if mode != modeBatch {
-		return nil
+		return nil, nil
 	}
-	var out []FieldError
 	first := map[string]int{}
 	for i, ev := range events {
 		if ev.id == nil || *ev.id == "" {
 			continue
 		}
-		if j, dup := first[*ev.id]; dup {
-			out = append(out, FieldError{Event: &i, ID: ev.id, Field: "id",
-				Rule: fmt.Sprintf("must be unique within the request (event %d has the same id)", j)})
+		j, dup := first[*ev.id]
+		if !dup {
+			first[*ev.id] = i
 			continue
 		}
-		first[*ev.id] = i
+		if reflect.DeepEqual(ev.value, events[j].value) {
+			if repeat == nil {
+				repeat = map[int]bool{}
+			}
+			repeat[i] = true
+			continue
+		}
+		faults = append(faults, FieldError{Event: &i, ID: ev.id, Field: "id",
+			Rule: fmt.Sprintf("must identify one event: event %d has the same id with different content", j)})
 	}
-	return out
+	return faults, repeat
 }
 
 func invalidDetail(mode ingressMode, events []incoming, faults []FieldError) string {

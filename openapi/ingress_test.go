@@ -313,9 +313,9 @@ func TestIngressRejects(t *testing.T) {
 				{event: intp(4), field: "id", rule: "is required"},
 				{event: intp(4), field: "specversion", rule: `must be one of "1.0"`},
 			}, exact: true},
-		{name: "duplicate ids in a batch", contentType: batchCT, status: 422,
+		{name: "one id on different content in a batch", contentType: batchCT, status: 422,
 			body: batchWithBadAt(t, 4, map[int]func(map[string]any){2: set("id", "e0")}),
-			want: []FieldErrorWant{{event: intp(2), id: "e0", field: "id", rule: "must be unique within the request (event 0"}}, exact: true},
+			want: []FieldErrorWant{{event: intp(2), id: "e0", field: "id", rule: "must identify one event: event 0 has the same id with different content"}}, exact: true},
 
 		{name: "unknown source", source: "erp", body: m("e1"), status: 404,
 			want: []FieldErrorWant{{field: "source", rule: "cdp, crm, ledger"}}, exact: true},
@@ -486,4 +486,20 @@ func counter(t *testing.T, ts *testServer, name, source, typ string) float64 {
 func rejected(t *testing.T, ts *testServer, source, typ, reason string) float64 {
 	t.Helper()
 	return metricValue(t, ts, "loyaltyhub_ingress_events_rejected_total", map[string]string{"source": source, "type": typ, "reason": reason})
+}
+
+func TestIngressCollapsesExactCopiesInABatch(t *testing.T) {
+	// An at-least-once relay may put the same event twice in one batch:
+	// the copy is accepted and published once.
+	ts := newTestServer(t, nil, nil)
+	body := mustJSON(t, []any{member("c-1", 1), member("c-2", 2), member("c-1", 1)})
+	res := ts.do(t, request{path: "/v1/events/crm", contentType: "application/cloudevents-batch+json", body: body})
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	calls := ts.pub.Calls()
+	require.Len(t, calls, 1)
+	var ids []string
+	for _, m := range calls[0].msgs {
+		ids = append(ids, m.UUID)
+	}
+	assert.Equal(t, []string{"c-1", "c-2"}, ids)
 }

@@ -762,3 +762,46 @@ func TestEmulatorTimeouts(t *testing.T) {
 		t.Errorf("slow login: %v (kind %v) after %s; want transient within the timeout", err, connectors.KindOf(err), time.Since(start))
 	}
 }
+
+func TestEmulatorUpsertDropsCreateOnlyFieldsOnUpdate(t *testing.T) {
+	srv := startEmulator(t, nil)
+	c, _ := connect(t, srv, nil)
+	req := connectors.WriteRequest{Object: memberObj, Operation: connectors.Upsert, ExternalIDField: memberExt,
+		Records: []connectors.Record{member("M-1", 10, "Bronze"), member("M-2", 20, "Silver")}}
+	first := write(t, c, req)
+	id1, id2 := wantApplied(t, first, 0), wantApplied(t, first, 1)
+
+	// The same mapping output again (ProgramId included, as a mapping sets it
+	// for the records it creates): Salesforce refuses ProgramId on an update,
+	// so the connector sends those records again without it.
+	req.Records = []connectors.Record{member("M-1", 11, "Gold"), member("M-2", 21, "Gold"), member("M-3", 31, "Gold")}
+	second := write(t, c, req)
+	for i, want := range []string{id1, id2} {
+		if id := wantApplied(t, second, i); id != want {
+			t.Errorf("record %d: id %s, want %s", i, id, want)
+		}
+	}
+	id3 := wantApplied(t, second, 2)
+	if got, _ := srv.Get(memberObj, id3); got["ProgramId"] != emulator.DefaultProgramID {
+		t.Errorf("created member has ProgramId %v, want %s", got["ProgramId"], emulator.DefaultProgramID)
+	}
+	if got, _ := srv.Get(memberObj, id1); got["Points_Balance__c"] != 11.0 {
+		t.Errorf("updated member = %v, want points 11", got)
+	}
+	// One call, then one more for the two updates (the describe that finds
+	// the create-only fields is made once per connector and not counted).
+	if second.Calls != 2 {
+		t.Errorf("second upsert took %d calls, want 2 (upsert, resend)", second.Calls)
+	}
+
+	// With the target ids known (from the hub's cross-reference), the
+	// create-only fields are left out up front: one call.
+	req.Records = []connectors.Record{member("M-1", 12, "Gold"), member("M-2", 22, "Gold")}
+	req.Records[0].TargetID, req.Records[1].TargetID = id1, id2
+	third := write(t, c, req)
+	wantApplied(t, third, 0)
+	wantApplied(t, third, 1)
+	if third.Calls != 1 {
+		t.Errorf("upsert with known target ids took %d calls, want 1", third.Calls)
+	}
+}

@@ -118,6 +118,8 @@ type batchWriter struct {
 	results []connectors.Result
 	calls   int
 	budget  int // extra calls left for isolating culprits in the current chunk
+	// createOnly caches the object's create-only fields (see stripCreateOnly).
+	createOnly map[string]bool
 }
 
 // layers splits records [start, end) into calls in which no key repeats:
@@ -179,7 +181,7 @@ func validateWriteRequest(req connectors.WriteRequest) error {
 
 // encode builds the collection payload of record i, or sets its Result when
 // the record cannot be sent.
-func (w *batchWriter) encode(i int) (json.RawMessage, bool) {
+func (w *batchWriter) encode(ctx context.Context, i int) (json.RawMessage, bool) {
 	req, rec := w.req, w.req.Records[i]
 	m := make(map[string]any, len(rec.Fields)+2)
 	for k, v := range rec.Fields {
@@ -187,6 +189,15 @@ func (w *batchWriter) encode(i int) (json.RawMessage, bool) {
 	}
 	switch req.Operation {
 	case connectors.Upsert:
+		if rec.TargetID != "" {
+			// The record exists (the hub wrote it before): create-only
+			// fields would be refused, so they are not sent.
+			for k := range m {
+				if w.createOnlyFields(ctx)[strings.ToLower(k)] {
+					delete(m, k)
+				}
+			}
+		}
 		if v, ok := m[req.ExternalIDField]; !ok || v == nil || v == "" {
 			if rec.Key == "" {
 				w.results[i] = localFailure(CodeMissingExternalID, fmt.Sprintf("record has no key and no %s value: an upsert needs the external id", req.ExternalIDField))
@@ -220,7 +231,7 @@ func (w *batchWriter) send(ctx context.Context, idx []int) error {
 		sent    []int
 	)
 	for _, i := range idx {
-		if data, ok := w.encode(i); ok {
+		if data, ok := w.encode(ctx, i); ok {
 			payload = append(payload, data)
 			sent = append(sent, i)
 		}
@@ -250,10 +261,65 @@ func (w *batchWriter) send(ctx context.Context, idx []int) error {
 	if err != nil {
 		return connectors.E(w.op, connectors.Transient, err)
 	}
+	var again []int
 	for j, i := range sent {
 		w.results[i] = saveResult(saves[j], false)
+		if w.stripCreateOnly(ctx, i, saves[j]) {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 && w.budget > 0 {
+		w.budget--
+		return w.send(ctx, again)
 	}
 	return nil
+}
+
+// stripCreateOnly handles an upsert that matched an existing record and was
+// refused because it set fields that can be set on create only (such as
+// LoyaltyProgramMember.ProgramId): a mapping sets them for the records it
+// creates, so on an update they are dropped and the record is sent again.
+// It reports whether record i should be sent again.
+func (w *batchWriter) stripCreateOnly(ctx context.Context, i int, s saveResultJSON) bool {
+	if w.req.Operation != connectors.Upsert || s.Success || len(s.Errors) != 1 ||
+		s.Errors[0].code() != "INVALID_FIELD_FOR_INSERT_UPDATE" || len(s.Errors[0].Fields) == 0 {
+		return false
+	}
+	createOnly := w.createOnlyFields(ctx)
+	rec := &w.req.Records[i]
+	for _, f := range s.Errors[0].Fields {
+		if !createOnly[strings.ToLower(f)] || !hasField(rec.Fields, f) {
+			return false
+		}
+	}
+	fields := make(map[string]any, len(rec.Fields))
+	for k, v := range rec.Fields {
+		if !createOnly[strings.ToLower(k)] {
+			fields[k] = v
+		}
+	}
+	rec.Fields = fields
+	return true
+}
+
+// createOnlyFields are the object's fields that are createable but not
+// updateable, lower-cased; empty when the object cannot be described.
+func (w *batchWriter) createOnlyFields(ctx context.Context) map[string]bool {
+	if w.createOnly != nil {
+		return w.createOnly
+	}
+	w.createOnly = map[string]bool{}
+	schema, err := w.c.DescribeObject(ctx, w.req.Object)
+	if err != nil {
+		w.c.logger.Warn("cannot describe object to find its create-only fields", "object", w.req.Object, "error", err)
+		return w.createOnly
+	}
+	for _, f := range schema.Fields {
+		if f.Createable && !f.Updateable {
+			w.createOnly[strings.ToLower(f.Name)] = true
+		}
+	}
+	return w.createOnly
 }
 
 // noSuchColumnRE finds the field an INVALID_FIELD rejection names.

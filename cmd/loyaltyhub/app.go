@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/loyaltyhub/loyaltyhub/config"
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/mappings"
+	"github.com/loyaltyhub/loyaltyhub/openapi"
+	"github.com/loyaltyhub/loyaltyhub/pipeline"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/bus"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+// loadConfig loads and checks a config: the file itself, every connector
+// block against its connector's schema, and every mapping compiled.
+func loadConfig(ctx context.Context, path string, logger *slog.Logger) (*config.Config, map[string]*mappings.Mapping, error) {
+	cfg, err := config.Load(path, config.WithRegistry(ctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	maps, err := compileMappings(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, maps, nil
+}
+
+// compileMappings compiles every sync's mapping and reports all problems.
+func compileMappings(cfg *config.Config) (map[string]*mappings.Mapping, error) {
+	out := make(map[string]*mappings.Mapping, len(cfg.Syncs))
+	var errs []error
+	for _, s := range cfg.SyncList() {
+		var spec *mappings.Spec
+		var err error
+		if s.Mapping.Inline() {
+			spec, err = mappings.ParseNode(s.Mapping.SourceFile, s.Mapping.Node)
+		} else {
+			spec, err = mappings.ParseFile(s.Mapping.File)
+		}
+		if err == nil {
+			out[s.Name], err = mappings.Compile(spec)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sync %s: mapping: %w", s.Name, err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// app is the hub, wired: bus, store, connectors, syncs, HTTP server.
+type app struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	bus      *bus.Bus
+	store    store.Store
+	hub      *pipeline.Hub
+	server   *openapi.Server
+	http     *http.Server
+	listener net.Listener
+	conns    []connectors.Connector
+}
+
+func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.Mapping, logger *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	a.bus, err = bus.Open(ctx, bus.Config{
+		URL:           cfg.Bus.URL,
+		StoreDir:      filepath.Join(cfg.DataDir, "nats"),
+		Stream:        cfg.Bus.Stream,
+		SubjectPrefix: cfg.Bus.SubjectPrefix,
+	}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("opening the bus: %w", err)
+	}
+
+	dsn := cfg.Store.DSN
+	if cfg.Store.Driver == config.DriverSQLite && dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "state.db")
+	}
+	a.store, err = store.Open(ctx, cfg.Store.Driver, dsn, logger.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the state store: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := pipeline.NewMetrics(reg)
+
+	writers := map[string]connectors.Writer{}
+	maxBatch := map[string]int{}
+	for _, c := range cfg.ConnectorList() {
+		spec, ok := connectors.Lookup(c.Type)
+		if !ok {
+			return nil, fmt.Errorf("connector %s: unknown type %q", c.Name, c.Type)
+		}
+		conn := spec.New(logger.With("connector", c.Name))
+		a.conns = append(a.conns, conn)
+		if err := conn.Configure(ctx, c.Config); err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+		}
+		d, err := conn.Describe(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: describe: %w", c.Name, err)
+		}
+		w, ok := conn.(connectors.Writer)
+		if !ok {
+			return nil, fmt.Errorf("connector %s (%s) cannot write", c.Name, c.Type)
+		}
+		writers[c.Name], maxBatch[c.Name] = w, d.MaxBatch
+	}
+
+	a.hub, err = pipeline.NewHub(pipeline.HubConfig{ProgressInterval: cfg.Progress.Interval},
+		func(consumer string, inflight int) (message.Subscriber, error) {
+			return a.bus.Subscriber(consumer, inflight)
+		},
+		a.bus.Pending, logger.With("component", "pipeline"))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range cfg.SyncList() {
+		size := s.Batch.Size
+		if mb := maxBatch[s.To]; mb > 0 && size > mb {
+			size = mb
+		}
+		sync, err := pipeline.NewSync(pipeline.SyncConfig{
+			Name: s.Name, Topic: s.From, System: s.To, Object: s.Object, Mode: s.Mode, ExternalIDField: s.ExternalID,
+			BatchSize: size, BatchWindow: s.Batch.Window, Inflight: s.Inflight,
+			MaxAttempts: s.Retry.MaxAttempts, InitialInterval: s.Retry.InitialInterval,
+			MaxInterval: s.Retry.MaxInterval, Multiplier: s.Retry.Multiplier, RateLimit: s.RateLimit,
+		}, mapperFor(maps[s.Name]), writers[s.To], a.store, metrics, logger)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.hub.AddSync(sync); err != nil {
+			return nil, err
+		}
+	}
+
+	sources := map[string]openapi.SourceConfig{}
+	for _, src := range cfg.SourceList() {
+		sources[src.Name] = openapi.SourceConfig{Secret: src.Secret.Value()}
+	}
+	a.server, err = openapi.NewServer(openapi.ServerConfig{
+		Sources:        sources,
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		MaxBatchEvents: cfg.HTTP.MaxBatchEvents,
+		Metrics:        reg,
+		Registerer:     reg,
+		Ready:          func() error { return nil },
+	}, a.bus.Publisher(), logger.With("component", "http"))
+	if err != nil {
+		return nil, err
+	}
+	a.listener, err = net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	a.http = &http.Server{Handler: a.server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// mapperFor adapts a compiled mapping to the pipeline.
+func mapperFor(m *mappings.Mapping) pipeline.Mapper {
+	return func(ctx context.Context, ev *event.Event) (map[string]any, error) {
+		out, err := m.Apply(ctx, mappings.Input{ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: ev.Subject, Time: ev.Time, Data: ev.Data})
+		if errors.Is(err, mappings.ErrFiltered) {
+			return nil, pipeline.ErrFiltered
+		}
+		return out, err
+	}
+}
+
+// run serves until ctx is done, then shuts down in order: stop intake,
+// drain in-flight batches, close the bus and the store.
+func (a *app) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- a.hub.Run(ctx) }()
+	select {
+	case <-a.hub.Running():
+	case err := <-errc:
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	go func() {
+		if err := a.http.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	a.logger.Info("loyaltyhub running", "http", "http://"+a.listener.Addr().String(), "syncs", len(a.cfg.Syncs),
+		"data_dir", a.cfg.DataDir, "bus", busLabel(a.cfg), "store", a.cfg.Store.Driver)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.logger.Info("shutting down: stopping intake")
+	a.server.SetAccepting(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := a.http.Shutdown(shutdownCtx); err != nil {
+		a.logger.Warn("http shutdown", "err", err)
+	}
+	a.logger.Info("shutting down: draining in-flight batches")
+	if err := a.hub.Close(); err != nil {
+		a.logger.Warn("pipeline close", "err", err)
+	}
+	a.close()
+	a.logger.Info("stopped")
+	return runErr
+}
+
+func (a *app) close() {
+	for _, c := range a.conns {
+		_ = c.Close()
+	}
+	if a.bus != nil {
+		if err := a.bus.Close(); err != nil {
+			a.logger.Warn("bus close", "err", err)
+		}
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.logger.Warn("store close", "err", err)
+		}
+	}
+}
+
+func busLabel(cfg *config.Config) string {
+	if cfg.Bus.URL == "" {
+		return "embedded NATS JetStream"
+	}
+	return "NATS JetStream (external)"
+}

@@ -1,0 +1,1003 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+// runStoreSuite is the conformance suite every Store implementation passes.
+// newStore returns a Store on a fresh, empty database, closed by t.Cleanup.
+func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s store.Store)
+	}{
+		{"GuardTransitions", testGuardTransitions},
+		{"OutOfOrderAndDuplicateBatches", testOutOfOrderAndDuplicateBatches},
+		{"DuplicateKeysWithinBegin", testDuplicateKeysWithinBegin},
+		{"FinishMovesStateOnlyAtSameVersion", testFinishVersionMatch},
+		{"OutcomeLogIdempotent", testOutcomeIdempotent},
+		{"Xref", testXref},
+		{"DeadLettersPaging", testDeadLettersPaging},
+		{"Counts", testCounts},
+		{"Cursors", testCursors},
+		{"Requeue", testRequeue},
+		{"Prune", testPrune},
+		{"Validation", testValidation},
+		{"EmptyBatches", testEmptyBatches},
+		{"ConcurrentBegin", func(t *testing.T, s store.Store) { testConcurrent(t, []store.Store{s}) }},
+		{"RandomizedAgainstModel", testRandomized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// runReplicaSuite runs the tests that need several Stores on one database.
+// newDB prepares a fresh database and returns a function that opens one more
+// Store on it (each closed by t.Cleanup, or earlier by the test).
+func runReplicaSuite(t *testing.T, newDB func(t *testing.T) func() store.Store) {
+	t.Run("ReopenKeepsEverything", func(t *testing.T) { testReopen(t, newDB(t)) })
+	t.Run("ConcurrentBeginTwoReplicas", func(t *testing.T) {
+		open := newDB(t)
+		testConcurrent(t, []store.Store{open(), open()})
+	})
+}
+
+// testLogger shows the stores' warnings (e.g. retried deadlocks) in the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+const (
+	syncA = "ledger-member-to-crm"
+	syncB = "cdp-segment-to-mc"
+)
+
+func begin(t *testing.T, s store.Store, sync string, items ...store.Item) []store.Decision {
+	t.Helper()
+	d, err := s.Begin(t.Context(), sync, items)
+	require.NoError(t, err)
+	require.Len(t, d, len(items))
+	return d
+}
+
+func finish(t *testing.T, s store.Store, sync string, results ...store.Result) {
+	t.Helper()
+	require.NoError(t, s.Finish(t.Context(), sync, results))
+}
+
+func item(key string, v int64) store.Item {
+	return store.Item{EventID: fmt.Sprintf("evt-%s-%d", key, v), Key: key, Version: v}
+}
+
+func result(it store.Item, o store.Outcome) store.Result {
+	return store.Result{Item: it, Outcome: o}
+}
+
+func testGuardTransitions(t *testing.T, s store.Store) {
+	// Each case runs on its own key: setup begins version 5 and then
+	// finishes it as given (or leaves it pending); then version v is begun.
+	cases := []struct {
+		name  string
+		setup store.Outcome // "" leaves 5 pending; "none" has no row at all
+		v     int64
+		want  store.Decision
+		// again is the decision for v begun once more right after.
+		again store.Decision
+	}{
+		{"no row", "none", 5, store.Apply, store.Apply},
+		{"newer than pending", "", 6, store.Apply, store.Apply},
+		{"newer than applied", store.Applied, 6, store.Apply, store.Apply},
+		{"newer than dead", store.Dead, 6, store.Apply, store.Apply},
+		{"same as pending", "", 5, store.Apply, store.Apply},
+		{"same as applied", store.Applied, 5, store.SkipDuplicate, store.SkipDuplicate},
+		{"same as dead", store.Dead, 5, store.SkipDuplicate, store.SkipDuplicate},
+		{"older than pending", "", 4, store.SkipStale, store.SkipStale},
+		{"older than applied", store.Applied, 4, store.SkipStale, store.SkipStale},
+		{"older than dead", store.Dead, 4, store.SkipStale, store.SkipStale},
+		{"skipped leaves pending", store.Skipped, 5, store.Apply, store.Apply},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fmt.Sprintf("member-%d", i)
+			if tc.setup != "none" {
+				base := item(key, 5)
+				require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, base))
+				if tc.setup != "" {
+					finish(t, s, syncA, result(base, tc.setup))
+				}
+			}
+			it := store.Item{EventID: fmt.Sprintf("probe-%s-%d", key, tc.v), Key: key, Version: tc.v}
+			assert.Equal(t, []store.Decision{tc.want}, begin(t, s, syncA, it), "first Begin")
+			assert.Equal(t, []store.Decision{tc.again}, begin(t, s, syncA, it), "Begin again")
+			// Whatever happened, the older version 3 is never applied again,
+			// and the same key in another sync is independent.
+			assert.Equal(t, []store.Decision{store.SkipStale}, begin(t, s, syncA, item(key, 3)))
+			assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncB, item(key, 3)))
+		})
+	}
+}
+
+func testOutOfOrderAndDuplicateBatches(t *testing.T, s store.Store) {
+	b1 := []store.Item{item("m1", 3), item("m2", 1)}
+	require.Equal(t, []store.Decision{store.Apply, store.Apply}, begin(t, s, syncA, b1...))
+	finish(t, s, syncA, result(b1[0], store.Applied), result(b1[1], store.Applied))
+
+	// The same batch redelivered: everything is a duplicate.
+	require.Equal(t, []store.Decision{store.SkipDuplicate, store.SkipDuplicate}, begin(t, s, syncA, b1...))
+
+	// An older, a duplicate, a newer and a new key, out of order.
+	b2 := []store.Item{item("m1", 2), item("m1", 3), item("m2", 2), item("m3", 1), item("m2", 1)}
+	assert.Equal(t,
+		[]store.Decision{store.SkipStale, store.SkipDuplicate, store.Apply, store.Apply, store.SkipStale},
+		begin(t, s, syncA, b2...))
+
+	// A batch redelivered before it finished: pending versions are Apply again.
+	assert.Equal(t,
+		[]store.Decision{store.SkipStale, store.SkipDuplicate, store.Apply, store.Apply, store.SkipStale},
+		begin(t, s, syncA, b2...))
+}
+
+func testDuplicateKeysWithinBegin(t *testing.T, s store.Store) {
+	assert.Equal(t, []store.Decision{store.Apply, store.Apply},
+		begin(t, s, syncA, item("k", 1), item("k", 2)), "ascending: both apply, in order")
+	assert.Equal(t, []store.Decision{store.SkipStale}, begin(t, s, syncA, item("k", 1)), "v2 is pending now")
+
+	assert.Equal(t, []store.Decision{store.Apply, store.SkipStale, store.Apply, store.Apply, store.SkipStale},
+		begin(t, s, syncA, item("j", 2), item("j", 1), item("j", 2), item("j", 3), item("j", 2)))
+
+	// Mixed keys with repeats, many rounds.
+	assert.Equal(t,
+		[]store.Decision{store.Apply, store.Apply, store.SkipStale, store.Apply, store.Apply, store.SkipStale, store.Apply},
+		begin(t, s, syncA, item("x", 5), item("y", 1), item("x", 4), item("y", 2), item("x", 6), item("y", 1), item("z", 1)))
+
+	// An applied version followed by itself in one batch is a duplicate both times.
+	finish(t, s, syncA, result(item("z", 1), store.Applied))
+	assert.Equal(t, []store.Decision{store.SkipDuplicate, store.SkipDuplicate, store.Apply},
+		begin(t, s, syncA, item("z", 1), item("z", 1), item("z", 2)))
+}
+
+func testFinishVersionMatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	v1, v2 := item("k", 1), item("k", 2)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, v1))
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, v2))
+
+	// v1's write finishes late: the row holds v2, so nothing moves.
+	finish(t, s, syncA, result(v1, store.Applied))
+	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, v2), "v2 still pending")
+	finish(t, s, syncA, result(v2, store.Applied))
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, v2), "v2 applied")
+
+	// A dead result only moves a pending row: applied stays applied. Seen
+	// through Requeue, which re-arms dead rows only.
+	a := item("a", 1)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, a))
+	finish(t, s, syncA, result(a, store.Applied))
+	other := store.Result{Item: store.Item{EventID: "other-delivery", Key: "a", Version: 1}, Outcome: store.Dead, Reason: "boom"}
+	finish(t, s, syncA, other)
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	_, err = s.Requeue(ctx, dls[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, a), "applied row is not re-armed")
+
+	// Whereas a dead row is re-armed.
+	d := item("d", 1)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, d))
+	finish(t, s, syncA, store.Result{Item: d, Outcome: store.Dead, Reason: "boom"})
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, d), "dead")
+	dls, err = s.DeadLetters(ctx, syncA, dls[0].ID, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	_, err = s.Requeue(ctx, dls[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, d), "dead row re-armed")
+
+	// An applied result after a dead one at the same version (another
+	// delivery succeeded) wins.
+	e := item("e", 1)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, e))
+	finish(t, s, syncA, store.Result{Item: e, Outcome: store.Dead})
+	finish(t, s, syncA, store.Result{Item: store.Item{EventID: "e-again", Key: "e", Version: 1}, Outcome: store.Applied})
+	dls, err = s.DeadLetters(ctx, syncA, dls[0].ID, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	require.Equal(t, e.EventID, dls[0].EventID)
+	_, err = s.Requeue(ctx, dls[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, e), "applied, so not re-armed")
+
+	// The same in one call, dead first: applied still wins.
+	g := item("g", 1)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, g))
+	finish(t, s, syncA,
+		store.Result{Item: g, Outcome: store.Dead},
+		store.Result{Item: store.Item{EventID: "g-again", Key: "g", Version: 1}, Outcome: store.Applied})
+	dls, err = s.DeadLetters(ctx, syncA, dls[0].ID, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	require.Equal(t, g.EventID, dls[0].EventID)
+	_, err = s.Requeue(ctx, dls[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, g), "applied, so not re-armed")
+
+	// A result for a key never begun changes nothing but the log.
+	finish(t, s, syncA, result(item("never", 9), store.Applied))
+	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, item("never", 1)))
+}
+
+func testOutcomeIdempotent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	e1, e2, e3 := item("k1", 1), item("k2", 1), item("k3", 1)
+	begin(t, s, syncA, e1, e2, e3)
+	finish(t, s, syncA, result(e1, store.Applied), store.Result{Item: e2, Outcome: store.Skipped, Reason: "filtered"})
+	// Redelivered: recorded once.
+	finish(t, s, syncA, result(e1, store.Applied), store.Result{Item: e2, Outcome: store.Skipped, Reason: "filtered"})
+	// A later, different outcome for the same event is ignored too, and
+	// writes no dead letter.
+	finish(t, s, syncA, store.Result{Item: e2, Outcome: store.Dead, Reason: "late"})
+	// The same event twice in one call: the first counts.
+	finish(t, s, syncA, store.Result{Item: e3, Outcome: store.Dead, Reason: "first"}, result(e3, store.Applied))
+
+	c, err := s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Applied: 1, Skipped: 1, Dead: 1}, c)
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	assert.Equal(t, e3.EventID, dls[0].EventID)
+	assert.Equal(t, "first", dls[0].Reason)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, e3), "dead")
+
+	// The same event id in another sync is another outcome.
+	finish(t, s, syncB, result(e1, store.Applied))
+	c, err = s.Counts(ctx, syncB)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Applied: 1}, c)
+}
+
+func lookup(t *testing.T, s store.Store, system, object, key string) (string, bool) {
+	t.Helper()
+	id, ok, err := s.LookupXref(t.Context(), system, object, key)
+	require.NoError(t, err)
+	return id, ok
+}
+
+func applied(it store.Item, system, object, target string) store.Result {
+	return store.Result{Item: it, Outcome: store.Applied, System: system, Object: object, TargetID: target}
+}
+
+func testXref(t *testing.T, s store.Store) {
+	_, ok := lookup(t, s, "salesforce", "Contact", "m1")
+	assert.False(t, ok, "empty store")
+
+	finish(t, s, syncA, applied(item("m1", 1), "salesforce", "Contact", "003A"))
+	id, ok := lookup(t, s, "salesforce", "Contact", "m1")
+	assert.True(t, ok)
+	assert.Equal(t, "003A", id)
+	_, ok = lookup(t, s, "salesforce", "Account", "m1")
+	assert.False(t, ok, "other object")
+	_, ok = lookup(t, s, "marketingcloud", "Contact", "m1")
+	assert.False(t, ok, "other system")
+
+	// A newer version updates it; an older one arriving late does not.
+	finish(t, s, syncA, applied(item("m1", 3), "salesforce", "Contact", "003B"))
+	finish(t, s, syncA, applied(item("m1", 2), "salesforce", "Contact", "003OLD"))
+	id, _ = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.Equal(t, "003B", id)
+
+	// Applied without a target id, or without a system, leaves it alone.
+	finish(t, s, syncA, applied(item("m1", 4), "salesforce", "Contact", ""))
+	finish(t, s, syncA, applied(item("m1", 5), "", "Contact", "003X"))
+	id, _ = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.Equal(t, "003B", id)
+
+	// Skipped and dead results do not touch it.
+	finish(t, s, syncA, store.Result{Item: item("m1", 6), Outcome: store.Dead, System: "salesforce", Object: "Contact", TargetID: "003D"})
+	finish(t, s, syncA, store.Result{Item: item("m1", 7), Outcome: store.Skipped, System: "salesforce", Object: "Contact", TargetID: "003S"})
+	id, _ = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.Equal(t, "003B", id)
+
+	// A delete removes it, and an older version cannot bring it back.
+	finish(t, s, syncA, store.Result{Item: item("m1", 8), Outcome: store.Applied, System: "salesforce", Object: "Contact", Deleted: true})
+	_, ok = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.False(t, ok, "deleted")
+	finish(t, s, syncA, applied(item("m1", 7), "salesforce", "Contact", "003OLD"))
+	_, ok = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.False(t, ok, "older version after delete")
+	// A newer one recreates it.
+	finish(t, s, syncA, applied(item("m1", 9), "salesforce", "Contact", "003C"))
+	id, ok = lookup(t, s, "salesforce", "Contact", "m1")
+	assert.True(t, ok)
+	assert.Equal(t, "003C", id)
+
+	// Several keys and repeats in one call: the highest version wins.
+	finish(t, s, syncB,
+		applied(item("s1", 2), "marketingcloud", "DE_Members", "row-2"),
+		applied(item("s2", 1), "marketingcloud", "DE_Members", "row-s2"),
+		applied(item("s1", 3), "marketingcloud", "DE_Members", "row-3"),
+		applied(item("s1", 1), "marketingcloud", "DE_Members", "row-1"))
+	id, _ = lookup(t, s, "marketingcloud", "DE_Members", "s1")
+	assert.Equal(t, "row-3", id)
+	id, _ = lookup(t, s, "marketingcloud", "DE_Members", "s2")
+	assert.Equal(t, "row-s2", id)
+}
+
+func testDeadLettersPaging(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.UTC)
+	store.SetClock(s, func() time.Time { return at })
+
+	type want struct {
+		sync string
+		res  store.Result
+	}
+	var all []want
+	for i := range 7 {
+		sync := syncA
+		if i%3 == 2 {
+			sync = syncB
+		}
+		it := store.Item{EventID: fmt.Sprintf("evt-%d", i), Key: fmt.Sprintf("key-%d", i), Version: int64(100 + i)}
+		r := store.Result{
+			Item: it, Outcome: store.Dead,
+			Reason:   fmt.Sprintf("INVALID_FIELD: No such column 'Tier%d__c'", i),
+			Code:     "INVALID_FIELD",
+			Attempts: i + 1,
+			Event:    json.RawMessage(fmt.Sprintf(`{"id":"evt-%d", "data":{"points": %d, "name":"Zoë"}}`, i, i*10)),
+		}
+		if i == 4 {
+			r.Code, r.Event = "", nil
+		}
+		begin(t, s, sync, it)
+		finish(t, s, sync, r)
+		all = append(all, want{sync, r})
+	}
+
+	check := func(got store.DeadLetter, w want) {
+		t.Helper()
+		assert.Equal(t, w.sync, got.Sync)
+		assert.Equal(t, w.res.EventID, got.EventID)
+		assert.Equal(t, w.res.Key, got.Key)
+		assert.Equal(t, w.res.Version, got.Version)
+		assert.Equal(t, w.res.Reason, got.Reason)
+		assert.Equal(t, w.res.Code, got.Code)
+		assert.Equal(t, w.res.Attempts, got.Attempts)
+		assert.Equal(t, string(w.res.Event), string(got.Event), "event kept byte for byte")
+		assert.True(t, at.Truncate(time.Microsecond).Equal(got.At), "at %v, want %v", got.At, at)
+		assert.Equal(t, time.UTC, got.At.Location())
+	}
+
+	// All of syncA, two at a time.
+	var wantA []want
+	for _, w := range all {
+		if w.sync == syncA {
+			wantA = append(wantA, w)
+		}
+	}
+	var got []store.DeadLetter
+	var after int64
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10, "paging does not end")
+		page, err := s.DeadLetters(ctx, syncA, after, 2)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page), 2)
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].ID
+	}
+	require.Len(t, got, len(wantA))
+	for i := range got {
+		check(got[i], wantA[i])
+		if i > 0 {
+			assert.Greater(t, got[i].ID, got[i-1].ID, "oldest first")
+		}
+	}
+
+	// "" lists every sync; limit <= 0 means the default page.
+	everything, err := s.DeadLetters(ctx, "", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, everything, len(all))
+	for i := range everything {
+		check(everything[i], all[i])
+	}
+	b, err := s.DeadLetters(ctx, syncB, 0, 100)
+	require.NoError(t, err)
+	assert.Len(t, b, 2)
+
+	// Past the end: an empty page, not nil (it is JSON-encoded as []).
+	empty, err := s.DeadLetters(ctx, "", everything[len(everything)-1].ID, 10)
+	require.NoError(t, err)
+	assert.NotNil(t, empty)
+	assert.Empty(t, empty)
+	none, err := s.DeadLetters(ctx, "no-such-sync", 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}
+
+func testCounts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c, err := s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{}, c)
+
+	var rs []store.Result
+	for i := range 10 {
+		it := item(fmt.Sprintf("k%d", i), 1)
+		switch {
+		case i < 5:
+			rs = append(rs, result(it, store.Applied))
+		case i < 8:
+			rs = append(rs, store.Result{Item: it, Outcome: store.Skipped, Reason: "stale"})
+		default:
+			rs = append(rs, store.Result{Item: it, Outcome: store.Dead, Reason: "x"})
+		}
+	}
+	finish(t, s, syncA, rs...)
+	finish(t, s, syncB, result(item("k0", 1), store.Skipped))
+
+	c, err = s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Applied: 5, Skipped: 3, Dead: 2}, c)
+	c, err = s.Counts(ctx, syncB)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Skipped: 1}, c)
+}
+
+func testCursors(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, ok, err := s.GetCursor(ctx, "ledger.member")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
+	require.NoError(t, s.SetCursor(ctx, "ledger.member", "page-token-1"))
+	require.NoError(t, s.SetCursor(ctx, "cdp.segment", ""))
+	v, ok, err := s.GetCursor(ctx, "ledger.member")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "page-token-1", v)
+
+	require.NoError(t, s.SetCursor(ctx, "ledger.member", "2026-01-01T00:00:00Z#42"))
+	v, _, err = s.GetCursor(ctx, "ledger.member")
+	require.NoError(t, err)
+	assert.Equal(t, "2026-01-01T00:00:00Z#42", v)
+
+	v, ok, err = s.GetCursor(ctx, "cdp.segment")
+	require.NoError(t, err)
+	assert.True(t, ok, "an empty value is a value")
+	assert.Equal(t, "", v)
+
+	assert.ErrorContains(t, s.SetCursor(ctx, "", "x"), "cursor name is empty")
+}
+
+func testRequeue(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	dead := func(it store.Item, reason string, attempts int) store.Result {
+		return store.Result{Item: it, Outcome: store.Dead, Reason: reason, Code: "INVALID_FIELD", Attempts: attempts,
+			Event: json.RawMessage(`{"id":"` + it.EventID + `"}`)}
+	}
+	only := func(sync string) store.DeadLetter {
+		t.Helper()
+		dls, err := s.DeadLetters(ctx, sync, 0, 10)
+		require.NoError(t, err)
+		require.Len(t, dls, 1)
+		return dls[0]
+	}
+	counts := func() store.Counts {
+		t.Helper()
+		c, err := s.Counts(ctx, syncA)
+		require.NoError(t, err)
+		return c
+	}
+
+	// Dead, requeued, replayed, applied: the dead letter goes, counts move.
+	e := item("m1", 4)
+	begin(t, s, syncA, e)
+	finish(t, s, syncA, dead(e, "bad picklist", 1))
+	dl := only(syncA)
+	assert.Equal(t, store.Counts{Dead: 1}, counts())
+
+	got, err := s.Requeue(ctx, dl.ID)
+	require.NoError(t, err)
+	assert.Equal(t, dl, got, "returns the dead letter")
+	_, err = s.Requeue(ctx, dl.ID)
+	require.NoError(t, err, "idempotent")
+	assert.Equal(t, dl.ID, only(syncA).ID, "still listed until the replay finishes")
+	assert.Equal(t, store.Counts{}, counts(), "the dead outcome is forgotten")
+
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, e), "the replay is applied")
+	finish(t, s, syncA, applied(e, "salesforce", "Contact", "003R"))
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, dls)
+	assert.Equal(t, store.Counts{Applied: 1}, counts())
+	id, _ := lookup(t, s, "salesforce", "Contact", "m1")
+	assert.Equal(t, "003R", id)
+
+	// Dead again after a replay: the same dead letter, updated in place.
+	f := item("m2", 1)
+	begin(t, s, syncA, f)
+	finish(t, s, syncA, dead(f, "first failure", 1))
+	dl = only(syncA)
+	_, err = s.Requeue(ctx, dl.ID)
+	require.NoError(t, err)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, f))
+	finish(t, s, syncA, dead(f, "second failure", 3))
+	again := only(syncA)
+	assert.Equal(t, dl.ID, again.ID)
+	assert.Equal(t, "second failure", again.Reason)
+	assert.Equal(t, 3, again.Attempts)
+	assert.Equal(t, store.Counts{Applied: 1, Dead: 1}, counts())
+
+	// A newer version arrived meanwhile: the replay is stale and skipped,
+	// which resolves the dead letter.
+	_, err = s.Requeue(ctx, again.ID)
+	require.NoError(t, err)
+	f2 := item("m2", 2)
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, f2))
+	finish(t, s, syncA, result(f2, store.Applied))
+	require.Equal(t, []store.Decision{store.SkipStale}, begin(t, s, syncA, f))
+	finish(t, s, syncA, store.Result{Item: f, Outcome: store.Skipped, Reason: "stale"})
+	dls, err = s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, dls)
+	assert.Equal(t, store.Counts{Applied: 2, Skipped: 1}, counts())
+
+	_, err = s.Requeue(ctx, 987654)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testPrune(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var now atomic.Pointer[time.Time]
+	now.Store(&t0)
+	store.SetClock(s, func() time.Time { return *now.Load() })
+
+	old1, old2, oldDead := item("o1", 1), item("o2", 1), item("o3", 1)
+	begin(t, s, syncA, old1, old2, oldDead)
+	finish(t, s, syncA,
+		applied(old1, "salesforce", "Contact", "003-o1"),
+		store.Result{Item: old2, Outcome: store.Applied, System: "salesforce", Object: "Contact", Deleted: true},
+		store.Result{Item: oldDead, Outcome: store.Dead, Reason: "x"})
+
+	t1 := t0.Add(2 * time.Hour)
+	now.Store(&t1)
+	recent := item("r1", 1)
+	begin(t, s, syncA, recent)
+	finish(t, s, syncA, result(recent, store.Applied))
+
+	_, err := s.Prune(ctx, 0)
+	assert.ErrorContains(t, err, "must be positive")
+
+	n, err := s.Prune(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), n, "3 old outcomes and 1 tombstone")
+	c, err := s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Applied: 1}, c)
+
+	// Kept: live cross-references, dead letters, the guard.
+	id, ok := lookup(t, s, "salesforce", "Contact", "o1")
+	assert.True(t, ok)
+	assert.Equal(t, "003-o1", id)
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	assert.Len(t, dls, 1)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate, store.SkipDuplicate}, begin(t, s, syncA, old1, oldDead))
+
+	// The tombstone is gone: an older version can recreate the entry now.
+	finish(t, s, syncA, applied(item("o2", 0), "salesforce", "Contact", "003-o2"))
+	_, ok = lookup(t, s, "salesforce", "Contact", "o2")
+	assert.True(t, ok)
+
+	n, err = s.Prune(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing old left")
+}
+
+func testValidation(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.Begin(ctx, "", []store.Item{item("k", 1)})
+	assert.ErrorContains(t, err, "sync name is empty")
+	_, err = s.Begin(ctx, syncA, []store.Item{item("k", 1), {EventID: "e", Version: 1}})
+	assert.ErrorContains(t, err, "item 1")
+	assert.ErrorContains(t, err, "key is empty")
+	_, err = s.Begin(ctx, syncA, []store.Item{{Key: "k", Version: 1}})
+	assert.ErrorContains(t, err, "event id is empty")
+	err = s.Finish(ctx, syncA, []store.Result{{Item: store.Item{Key: "k"}, Outcome: store.Dead}})
+	assert.ErrorContains(t, err, "event id is empty")
+
+	err = s.Finish(ctx, syncA, []store.Result{result(item("k", 1), store.Applied), {Item: item("k", 2), Outcome: "done"}})
+	assert.ErrorContains(t, err, `outcome "done" is not one of`)
+	err = s.Finish(ctx, "", []store.Result{result(item("k", 1), store.Applied)})
+	assert.ErrorContains(t, err, "sync name is empty")
+
+	_, err = s.Begin(ctx, syncA, []store.Item{{EventID: "e", Key: "k\xff", Version: 1}})
+	assert.ErrorContains(t, err, "is not valid UTF-8")
+	_, err = s.Begin(ctx, syncA, []store.Item{{EventID: "e\x00", Key: "k", Version: 1}})
+	assert.ErrorContains(t, err, "contains a NUL byte")
+	err = s.Finish(ctx, syncA, []store.Result{{Item: item("k", 1), Outcome: store.Applied, System: "s", Object: "o", TargetID: "\xc3"}})
+	assert.ErrorContains(t, err, "target id")
+	assert.ErrorContains(t, s.SetCursor(ctx, "c", "\xfe\xff"), "base64")
+
+	// Nothing of the rejected calls was written.
+	c, err := s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{}, c)
+	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, item("k", 1)))
+
+	// Free text from a target's error is stored, made valid.
+	finish(t, s, syncA, store.Result{Item: item("k", 1), Outcome: store.Dead, Reason: "bad \xff body\x00!", Code: "E\x00"})
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	assert.Equal(t, "bad \uFFFD body!", dls[0].Reason)
+	assert.Equal(t, "E", dls[0].Code)
+
+	// An undecodable message has no key: Finish takes it (dead letter and
+	// log only), byte for byte, and a redelivery is not counted twice.
+	raw := []byte("\x00\x01 not json")
+	undecodable := store.Result{Item: store.Item{EventID: "msg-uuid-1"}, Outcome: store.Dead,
+		Reason: "undecodable message", Code: "DECODE", Attempts: 1, Event: raw}
+	finish(t, s, syncA, undecodable)
+	finish(t, s, syncA, undecodable)
+	dls, err = s.DeadLetters(ctx, syncA, dls[0].ID, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	assert.Equal(t, "msg-uuid-1", dls[0].EventID)
+	assert.Equal(t, "", dls[0].Key)
+	assert.Equal(t, raw, []byte(dls[0].Event))
+	c, err = s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Dead: 2}, c)
+}
+
+func testEmptyBatches(t *testing.T, s store.Store) {
+	d, err := s.Begin(t.Context(), syncA, nil)
+	require.NoError(t, err)
+	assert.Empty(t, d)
+	require.NoError(t, s.Finish(t.Context(), syncA, nil))
+}
+
+// testConcurrent runs Begin (and Finish for what it applies) from many
+// goroutines, spread over stores, on a few keys with random versions, and
+// checks the guarantee: once a Begin returned Apply for (key, v), every Begin
+// that started after that return decides SkipStale for any older version of
+// the key. It also checks that the cross-reference ends at the target id of
+// the highest version finished as applied.
+func testConcurrent(t *testing.T, stores []store.Store) {
+	const (
+		goroutines = 8
+		ops        = 50
+		keys       = 4
+		maxVersion = 60
+	)
+	type call struct {
+		start, end int64
+		items      []store.Item
+		decisions  []store.Decision
+	}
+	var (
+		clock  atomic.Int64
+		mu     sync.Mutex
+		calls  []call
+		maxApp = map[string]int64{}
+	)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := stores[g%len(stores)]
+			rng := rand.New(rand.NewPCG(seed, uint64(g)))
+			for op := range ops {
+				n := 1 + rng.IntN(3)
+				items := make([]store.Item, n)
+				for i := range items {
+					v := int64(1 + rng.IntN(maxVersion))
+					k := fmt.Sprintf("key-%d", rng.IntN(keys))
+					items[i] = store.Item{EventID: fmt.Sprintf("g%d-op%d-%d", g, op, i), Key: k, Version: v}
+				}
+				c := call{items: items, start: clock.Add(1)}
+				d, err := s.Begin(context.Background(), syncA, items)
+				c.end = clock.Add(1)
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d op %d: Begin: %w", g, op, err)
+					return
+				}
+				c.decisions = d
+				var rs []store.Result
+				for i, it := range items {
+					if d[i] != store.Apply {
+						rs = append(rs, store.Result{Item: it, Outcome: store.Skipped, Reason: d[i].String()})
+						continue
+					}
+					if rng.IntN(10) < 8 {
+						rs = append(rs, applied(it, "salesforce", "Contact", fmt.Sprintf("%s@v%d", it.Key, it.Version)))
+					} else {
+						rs = append(rs, store.Result{Item: it, Outcome: store.Dead, Reason: "injected"})
+					}
+				}
+				if err := s.Finish(context.Background(), syncA, rs); err != nil {
+					errs <- fmt.Errorf("goroutine %d op %d: Finish: %w", g, op, err)
+					return
+				}
+				mu.Lock()
+				calls = append(calls, c)
+				for _, r := range rs {
+					if r.Outcome == store.Applied && r.Version > maxApp[r.Key] {
+						maxApp[r.Key] = r.Version
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	violations := 0
+	applies := 0
+	for _, a := range calls {
+		for i, ai := range a.items {
+			if a.decisions[i] != store.Apply {
+				continue
+			}
+			applies++
+			for _, b := range calls {
+				if b.start < a.end {
+					continue
+				}
+				for j, bj := range b.items {
+					if bj.Key == ai.Key && bj.Version < ai.Version && b.decisions[j] != store.SkipStale {
+						violations++
+						if violations <= 5 {
+							t.Errorf("Apply(%s v%d) returned at %d, yet Begin started at %d decided %s for v%d",
+								ai.Key, ai.Version, a.end, b.start, b.decisions[j], bj.Version)
+						}
+					}
+				}
+			}
+		}
+	}
+	assert.Zero(t, violations, "older-after-newer decisions")
+	assert.Greater(t, applies, keys, "the test made some Apply decisions")
+
+	for k, v := range maxApp {
+		id, ok := lookup(t, stores[0], "salesforce", "Contact", k)
+		assert.True(t, ok, k)
+		assert.Equal(t, fmt.Sprintf("%s@v%d", k, v), id, "cross-reference of %s holds the highest applied version", k)
+	}
+	c, err := stores[0].Counts(t.Context(), syncA)
+	require.NoError(t, err)
+	total := 0
+	for _, cl := range calls {
+		total += len(cl.items)
+	}
+	assert.Equal(t, int64(total), c.Applied+c.Skipped+c.Dead, "one outcome per event")
+}
+
+// guardModel is the version guard table of store.Store's documentation,
+// written out plainly.
+type guardModel struct {
+	rows     map[string]modelRow
+	outcomes map[string]store.Outcome
+}
+
+type modelRow struct {
+	version int64
+	state   string
+}
+
+func (m *guardModel) begin(items []store.Item) []store.Decision {
+	out := make([]store.Decision, len(items))
+	for i, it := range items {
+		r, ok := m.rows[it.Key]
+		switch {
+		case !ok || r.version < it.Version:
+			m.rows[it.Key] = modelRow{it.Version, "pending"}
+			out[i] = store.Apply
+		case r.version > it.Version:
+			out[i] = store.SkipStale
+		case r.state == "pending":
+			out[i] = store.Apply
+		default:
+			out[i] = store.SkipDuplicate
+		}
+	}
+	return out
+}
+
+func (m *guardModel) finish(results []store.Result) {
+	for _, r := range results {
+		if _, done := m.outcomes[r.EventID]; !done {
+			m.outcomes[r.EventID] = r.Outcome
+		}
+		row, ok := m.rows[r.Key]
+		if !ok || row.version != r.Version {
+			continue
+		}
+		switch {
+		case r.Outcome == store.Applied:
+			m.rows[r.Key] = modelRow{r.Version, "applied"}
+		case r.Outcome == store.Dead && row.state == "pending":
+			m.rows[r.Key] = modelRow{r.Version, "dead"}
+		}
+	}
+}
+
+// testRandomized drives random interleavings of versions, batches and late
+// finishes through the store and a model of the guard table, and checks that
+// every decision matches and that no key ever gets Apply for a version older
+// than one it already got Apply for.
+func testRandomized(t *testing.T, s store.Store) {
+	for _, seed := range []uint64{1, 2, 3, rand.Uint64()} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 42))
+			sync := fmt.Sprintf("random-%d", seed)
+			m := &guardModel{rows: map[string]modelRow{}, outcomes: map[string]store.Outcome{}}
+			highestApply := map[string]int64{}
+			seen := map[store.Decision]int{}
+			head := map[string]int64{}
+			var inflight []store.Item
+			for step := range 150 {
+				n := 1 + rng.IntN(6)
+				items := make([]store.Item, n)
+				for i := range items {
+					// Each key's versions drift upwards around a moving head,
+					// arriving late, early, twice.
+					k := string(rune('a' + rng.IntN(3)))
+					if rng.IntN(3) == 0 {
+						head[k]++
+					}
+					v := max(1, head[k]-2+int64(rng.IntN(5)))
+					// Event ids repeat for the same (key, version) now and
+					// then, as redeliveries do.
+					items[i] = store.Item{EventID: fmt.Sprintf("%s-%d-%d", k, v, rng.IntN(2)), Key: k, Version: v}
+				}
+				want := m.begin(items)
+				got := begin(t, s, sync, items...)
+				require.Equal(t, want, got, "step %d: Begin(%v)", step, items)
+				for _, d := range got {
+					seen[d]++
+				}
+				for i, it := range items {
+					if got[i] != store.Apply {
+						continue
+					}
+					require.GreaterOrEqual(t, it.Version, highestApply[it.Key],
+						"step %d: Apply for %s v%d after Apply for v%d", step, it.Key, it.Version, highestApply[it.Key])
+					highestApply[it.Key] = it.Version
+					inflight = append(inflight, it)
+				}
+				// Finish a random part of what is in flight, in random order.
+				rng.Shuffle(len(inflight), func(i, j int) { inflight[i], inflight[j] = inflight[j], inflight[i] })
+				k := rng.IntN(len(inflight) + 1)
+				var rs []store.Result
+				for _, it := range inflight[:k] {
+					o := []store.Outcome{store.Applied, store.Applied, store.Dead, store.Skipped}[rng.IntN(4)]
+					rs = append(rs, store.Result{Item: it, Outcome: o, Reason: "random"})
+				}
+				inflight = slices.Clone(inflight[k:])
+				m.finish(rs)
+				finish(t, s, sync, rs...)
+			}
+			for _, d := range []store.Decision{store.Apply, store.SkipStale, store.SkipDuplicate} {
+				assert.Greater(t, seen[d], 10, "the random history exercises %s", d)
+			}
+			var want store.Counts
+			for _, o := range m.outcomes {
+				switch o {
+				case store.Applied:
+					want.Applied++
+				case store.Skipped:
+					want.Skipped++
+				case store.Dead:
+					want.Dead++
+				}
+			}
+			c, err := s.Counts(t.Context(), sync)
+			require.NoError(t, err)
+			assert.Equal(t, want, c)
+		})
+	}
+}
+
+// testReopen writes one of everything, closes the store, opens the same
+// database again and reads it all back.
+func testReopen(t *testing.T, open func() store.Store) {
+	ctx := t.Context()
+	s := open()
+	a, b := item("m1", 2), item("m2", 1)
+	begin(t, s, syncA, a, b)
+	finish(t, s, syncA,
+		applied(a, "salesforce", "Contact", "003A"),
+		store.Result{Item: b, Outcome: store.Dead, Reason: "boom", Event: json.RawMessage(`{"id":"x"}`)})
+	pending := item("m3", 7)
+	begin(t, s, syncA, pending)
+	require.NoError(t, s.SetCursor(ctx, "ledger.member", "cursor-42"))
+	require.NoError(t, s.Close())
+
+	s = open()
+	assert.Equal(t, []store.Decision{store.SkipDuplicate, store.SkipStale, store.Apply, store.SkipDuplicate},
+		begin(t, s, syncA, a, item("m1", 1), pending, b))
+	id, ok := lookup(t, s, "salesforce", "Contact", "m1")
+	assert.True(t, ok)
+	assert.Equal(t, "003A", id)
+	c, err := s.Counts(ctx, syncA)
+	require.NoError(t, err)
+	assert.Equal(t, store.Counts{Applied: 1, Dead: 1}, c)
+	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 1)
+	assert.JSONEq(t, `{"id":"x"}`, string(dls[0].Event))
+	v, ok, err := s.GetCursor(ctx, "ledger.member")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "cursor-42", v)
+
+	// A third open (the migrations are already there) works too.
+	require.NoError(t, s.Close())
+	s = open()
+	v, _, err = s.GetCursor(ctx, "ledger.member")
+	require.NoError(t, err)
+	assert.Equal(t, "cursor-42", v)
+}
+
+// benchBeginFinish pushes batches of 200 events through Begin and Finish
+// (all applied, with cross-references), over a key space of 20,000 keys so
+// that most batches update existing rows, and reports events/s.
+func benchBeginFinish(b *testing.B, s store.Store) {
+	const batch = 200
+	ctx := context.Background()
+	items := make([]store.Item, batch)
+	results := make([]store.Result, batch)
+	i := 0
+	for ; b.Loop(); i++ {
+		for j := range items {
+			n := i*batch + j
+			items[j] = store.Item{EventID: fmt.Sprintf("evt-%d", n), Key: fmt.Sprintf("member-%05d", n%20000), Version: int64(i + 1)}
+		}
+		d, err := s.Begin(ctx, "bench", items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, it := range items {
+			if d[j] != store.Apply {
+				b.Fatalf("item %d: %s, want apply", j, d[j])
+			}
+			results[j] = store.Result{Item: it, Outcome: store.Applied, System: "salesforce", Object: "Contact", TargetID: "003" + it.Key}
+		}
+		if err := s.Finish(ctx, "bench", results); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(i*batch)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,577 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"golang.org/x/time/rate"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+// ErrFiltered is returned by a Mapper when the mapping's condition excludes
+// the event: it is recorded as skipped ("filtered"), not written.
+var ErrFiltered = errors.New("filtered by the mapping's condition")
+
+// Mapper turns an event into the target record's fields. Any error but
+// ErrFiltered is permanent for that event: it is dead-lettered with the
+// error as the reason.
+type Mapper func(ctx context.Context, ev *event.Event) (map[string]any, error)
+
+// SyncConfig is one sync: from a topic, through a mapping, to a target object.
+type SyncConfig struct {
+	// Name identifies the sync: its durable consumer, its guard rows, its metrics.
+	Name string
+	// Topic is "<source>.<entity>".
+	Topic string
+	// System is the target connector's name, for the cross-reference.
+	System string
+	// Object is the target object.
+	Object string
+	// Mode is the write operation for upserted events; deleted events always delete.
+	Mode connectors.Operation
+	// ExternalIDField is the target field holding the entity id (upsert, delete).
+	ExternalIDField string
+	// BatchSize is the most records per write call. Default 200.
+	BatchSize int
+	// BatchWindow is how long a batch waits to fill up. Default 100ms.
+	BatchWindow time.Duration
+	// Inflight is how many events the sync holds unacked at once. Default 2 × BatchSize.
+	Inflight int
+	// MaxAttempts is how many times a retryable failure is tried before the
+	// event is dead-lettered; 0 means retry until it succeeds. Default 10.
+	MaxAttempts int
+	// InitialInterval, MaxInterval and Multiplier shape the retry backoff
+	// (with ±30 % jitter). Defaults 500ms, 1m, 2.
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+	Multiplier      float64
+	// RateLimit caps write calls per second to the target; 0 is unlimited.
+	RateLimit float64
+}
+
+func (c *SyncConfig) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 200
+	}
+	if c.BatchWindow <= 0 {
+		c.BatchWindow = 100 * time.Millisecond
+	}
+	if c.Inflight <= 0 {
+		c.Inflight = 2 * c.BatchSize
+	}
+	if c.MaxAttempts < 0 {
+		c.MaxAttempts = 0
+	}
+	if c.InitialInterval <= 0 {
+		c.InitialInterval = 500 * time.Millisecond
+	}
+	if c.MaxInterval <= 0 {
+		c.MaxInterval = time.Minute
+	}
+	if c.Multiplier < 1 {
+		c.Multiplier = 2
+	}
+}
+
+// Validate reports every problem of c at once.
+func (c *SyncConfig) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("sync name is empty"))
+	}
+	if c.Topic == "" {
+		errs = append(errs, fmt.Errorf("sync %q: topic is empty", c.Name))
+	}
+	if c.Object == "" {
+		errs = append(errs, fmt.Errorf("sync %q: object is empty", c.Name))
+	}
+	if !c.Mode.Valid() {
+		errs = append(errs, fmt.Errorf("sync %q: mode %q is not one of upsert, insert, update, delete", c.Name, c.Mode))
+	}
+	if c.Mode == connectors.Upsert && c.ExternalIDField == "" {
+		errs = append(errs, fmt.Errorf("sync %q: external id field is required when mode is upsert", c.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// Sync runs one configured sync: it batches the events its router handler
+// receives, guards versions, maps, writes and records every outcome before
+// the handler acks.
+type Sync struct {
+	cfg     SyncConfig
+	mapper  Mapper
+	writer  connectors.Writer
+	store   store.Store
+	logger  *slog.Logger
+	metrics *Metrics
+	limiter *rate.Limiter
+
+	in       chan *pending
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+
+	mu         sync.Mutex
+	pauseUntil time.Time
+
+	nReceived, nApplied, nSkipped, nDead, nRetries, nCalls atomic.Int64
+}
+
+// Stats are a sync's counters since the process started.
+type Stats struct {
+	Received, Applied, Skipped, Dead, Retries, Calls int64
+}
+
+// Stats returns the sync's counters since the process started (deliveries,
+// so redeliveries count again; the store's Counts are exact per event).
+func (s *Sync) Stats() Stats {
+	return Stats{Received: s.nReceived.Load(), Applied: s.nApplied.Load(), Skipped: s.nSkipped.Load(),
+		Dead: s.nDead.Load(), Retries: s.nRetries.Load(), Calls: s.nCalls.Load()}
+}
+
+func (s *Sync) countOutcome(o store.Outcome) {
+	s.metrics.outcomes.WithLabelValues(s.cfg.Name, string(o)).Inc()
+	switch o {
+	case store.Applied:
+		s.nApplied.Add(1)
+	case store.Skipped:
+		s.nSkipped.Add(1)
+	case store.Dead:
+		s.nDead.Add(1)
+	}
+}
+
+// pending is one event waiting in the batcher for its outcome.
+type pending struct {
+	ctx context.Context
+	ev  *event.Event
+	raw []byte
+	// attempt is 1 for the first try of this delivery.
+	attempt int
+	result  chan error
+}
+
+// NewSync builds a sync; Start must be called before its handler is used.
+func NewSync(cfg SyncConfig, mapper Mapper, writer connectors.Writer, st store.Store, metrics *Metrics, logger *slog.Logger) (*Sync, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mapper == nil || writer == nil || st == nil {
+		return nil, fmt.Errorf("sync %q: mapper, writer and store are required", cfg.Name)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	s := &Sync{
+		cfg:     cfg,
+		mapper:  mapper,
+		writer:  writer,
+		store:   st,
+		logger:  logger.With("sync", cfg.Name),
+		metrics: metrics,
+		in:      make(chan *pending),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
+	}
+	return s, nil
+}
+
+// Config returns the sync's config with defaults applied.
+func (s *Sync) Config() SyncConfig { return s.cfg }
+
+// Start runs the batcher until Stop.
+func (s *Sync) Start() { go s.loop() }
+
+// Stop ends the batcher after the batch in progress; events still waiting
+// get an error (and are nacked by their handler).
+func (s *Sync) Stop() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// errRetry marks a retryable outcome for the retry middleware.
+type errRetry struct{ reason string }
+
+func (e *errRetry) Error() string { return "retryable: " + e.reason }
+
+// IsRetryable reports whether err from a sync handler is worth retrying.
+func IsRetryable(err error) bool {
+	var r *errRetry
+	return errors.As(err, &r)
+}
+
+// Handle is the router handler: it waits for the event's batch outcome.
+// It returns nil once the outcome (applied, skipped, dead) is stored, a
+// retryable error to be retried, or another error to nack.
+func (s *Sync) Handle(msg *message.Message) error {
+	ev, err := event.FromMessage(msg)
+	if err != nil {
+		// Undecodable: nothing to retry. Record it as dead with the raw payload.
+		return s.deadLetter(msg.Context(), store.Item{EventID: msg.UUID}, fmt.Sprintf("undecodable message: %v", err), "DECODE", 1, msg.Payload)
+	}
+	p := &pending{ctx: msg.Context(), ev: ev, raw: msg.Payload, attempt: nextAttempt(msg), result: make(chan error, 1)}
+	s.metrics.received.WithLabelValues(s.cfg.Name).Inc()
+	s.nReceived.Add(1)
+	select {
+	case s.in <- p:
+	case <-s.stop:
+		return errors.New("sync stopping")
+	case <-msg.Context().Done():
+		return msg.Context().Err()
+	}
+	select {
+	case err := <-p.result:
+		return err
+	case <-msg.Context().Done():
+		return msg.Context().Err()
+	}
+}
+
+// DeadLetterExhausted records an event whose retries ran out.
+func (s *Sync) DeadLetterExhausted(msg *message.Message, cause error) error {
+	ev, err := event.FromMessage(msg)
+	item := store.Item{EventID: msg.UUID}
+	if err == nil {
+		item = store.Item{EventID: ev.ID, Key: ev.Subject, Version: ev.Version}
+	}
+	attempts := attemptsSoFar(msg)
+	return s.deadLetter(msg.Context(), item, fmt.Sprintf("gave up after %d attempts: %v", attempts, cause), "RETRIES_EXHAUSTED", attempts, msg.Payload)
+}
+
+func (s *Sync) deadLetter(ctx context.Context, item store.Item, reason, code string, attempts int, raw []byte) error {
+	err := s.store.Finish(ctx, s.cfg.Name, []store.Result{{
+		Item: item, Outcome: store.Dead, System: s.cfg.System, Object: s.cfg.Object,
+		Reason: reason, Code: code, Attempts: attempts, Event: raw,
+	}})
+	if err != nil {
+		return fmt.Errorf("recording dead letter for event %s: %w", item.EventID, err)
+	}
+	s.countOutcome(store.Dead)
+	s.logger.Warn("event dead-lettered", "event", item.EventID, "key", item.Key, "version", item.Version, "code", code, "reason", reason)
+	return nil
+}
+
+func (s *Sync) loop() {
+	defer close(s.done)
+	var batch []*pending
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-s.stop:
+			for _, p := range batch {
+				p.result <- errors.New("sync stopping")
+			}
+			return
+		case p := <-s.in:
+			batch = append(batch, p)
+			if len(batch) == 1 {
+				timer.Reset(s.cfg.BatchWindow)
+			}
+			if len(batch) < s.cfg.BatchSize {
+				continue
+			}
+			timer.Stop()
+		case <-timer.C:
+		}
+		if len(batch) > 0 {
+			s.process(batch)
+			batch = nil
+		}
+	}
+}
+
+// process handles one batch end to end and answers every waiter.
+func (s *Sync) process(batch []*pending) {
+	ctx := context.Background()
+	start := time.Now()
+	s.metrics.batchSize.WithLabelValues(s.cfg.Name).Observe(float64(len(batch)))
+
+	answers := make(map[*pending]error, len(batch))
+	var finals []store.Result
+	final := func(p *pending, r store.Result) {
+		finals = append(finals, r)
+		answers[p] = nil
+	}
+	retry := func(p *pending, reason string) { answers[p] = &errRetry{reason: reason} }
+
+	// 1. Within the batch, only the newest version of a key goes on; older
+	// ones are stale, same-version copies are duplicates.
+	newest := map[string]*pending{}
+	for _, p := range batch {
+		if cur, ok := newest[p.ev.Subject]; !ok || p.ev.Version > cur.ev.Version {
+			newest[p.ev.Subject] = p
+		}
+	}
+	var candidates []*pending
+	for _, p := range batch {
+		n := newest[p.ev.Subject]
+		switch {
+		case n == p:
+			candidates = append(candidates, p)
+		case p.ev.Version < n.ev.Version:
+			final(p, s.skipped(p, "stale"))
+		default:
+			final(p, s.skipped(p, "duplicate"))
+		}
+	}
+
+	// 2. The version guard.
+	items := make([]store.Item, len(candidates))
+	for i, p := range candidates {
+		items[i] = itemOf(p.ev)
+	}
+	decisions, err := s.store.Begin(ctx, s.cfg.Name, items)
+	if err != nil {
+		s.logger.Error("version guard failed; the batch will be retried", "err", err)
+		for _, p := range batch {
+			retry(p, "state store: "+err.Error())
+		}
+		s.answer(batch, answers)
+		return
+	}
+
+	// 3. Map, and sort into writes.
+	var upserts, deletes []*pending
+	var upsertRecs, deleteRecs []connectors.Record
+	for i, p := range candidates {
+		switch decisions[i] {
+		case store.SkipStale:
+			final(p, s.skipped(p, "stale"))
+			continue
+		case store.SkipDuplicate:
+			final(p, s.skipped(p, "duplicate"))
+			continue
+		}
+		if p.ev.Deleted() {
+			targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+			if err != nil {
+				retry(p, "cross-reference lookup: "+err.Error())
+				continue
+			}
+			deletes = append(deletes, p)
+			deleteRecs = append(deleteRecs, connectors.Record{Key: p.ev.Subject, TargetID: targetID})
+			continue
+		}
+		fields, err := s.mapper(p.ctx, p.ev)
+		switch {
+		case errors.Is(err, ErrFiltered):
+			final(p, s.skipped(p, "filtered"))
+			continue
+		case err != nil:
+			final(p, s.dead(p, "mapping: "+err.Error(), "MAPPING_ERROR"))
+			continue
+		}
+		rec := connectors.Record{Key: p.ev.Subject, Fields: fields}
+		if s.cfg.Mode == connectors.Update || s.cfg.Mode == connectors.Upsert {
+			// The target id tells the connector the record exists (an
+			// upsert then leaves out fields that can only be set on create).
+			targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+			if err != nil {
+				retry(p, "cross-reference lookup: "+err.Error())
+				continue
+			}
+			if !ok && s.cfg.Mode == connectors.Update {
+				final(p, s.dead(p, fmt.Sprintf("mode is update but %s has no %s record for key %q yet", s.cfg.System, s.cfg.Object, p.ev.Subject), "NO_TARGET_RECORD"))
+				continue
+			}
+			rec.TargetID = targetID
+		}
+		upserts = append(upserts, p)
+		upsertRecs = append(upsertRecs, rec)
+	}
+
+	// 4. Write.
+	s.write(ctx, s.cfg.Mode, upserts, upsertRecs, final, retry)
+	s.write(ctx, connectors.Delete, deletes, deleteRecs, final, retry)
+
+	// 5. Store every final outcome, then answer: nothing is acked before
+	// its outcome is stored.
+	if len(finals) > 0 {
+		if err := s.store.Finish(ctx, s.cfg.Name, finals); err != nil {
+			s.logger.Error("recording outcomes failed; the batch will be retried", "err", err)
+			for _, p := range batch {
+				retry(p, "state store: "+err.Error())
+			}
+			s.answer(batch, answers)
+			return
+		}
+		for _, r := range finals {
+			s.countOutcome(r.Outcome)
+		}
+		s.logDead(finals)
+	}
+	s.metrics.batchSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
+	s.answer(batch, answers)
+}
+
+// write sends recs in chunks of at most BatchSize and sorts the results.
+func (s *Sync) write(ctx context.Context, op connectors.Operation, ps []*pending, recs []connectors.Record,
+	final func(*pending, store.Result), retry func(*pending, string)) {
+	for start := 0; start < len(recs); start += s.cfg.BatchSize {
+		end := min(start+s.cfg.BatchSize, len(recs))
+		chunk, cps := recs[start:end], ps[start:end]
+		s.waitForTarget(ctx)
+		req := connectors.WriteRequest{Object: s.cfg.Object, Operation: op, ExternalIDField: s.cfg.ExternalIDField, Records: chunk}
+		t0 := time.Now()
+		resp, err := s.writer.Write(ctx, req)
+		s.metrics.writeSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(t0).Seconds())
+		s.metrics.calls.WithLabelValues(s.cfg.Name).Add(float64(max(resp.Calls, 1)))
+		s.nCalls.Add(int64(max(resp.Calls, 1)))
+		if err == nil && len(resp.Results) != len(chunk) {
+			err = connectors.E("pipeline.write", connectors.Transient,
+				fmt.Errorf("connector answered %d results for %d records", len(resp.Results), len(chunk)))
+		}
+		if err != nil {
+			kind := connectors.KindOf(err)
+			s.pauseFor(connectors.RetryAfterOf(err))
+			for _, p := range cps {
+				if kind == connectors.Permanent {
+					final(p, s.dead(p, err.Error(), "REQUEST_REJECTED"))
+				} else {
+					retry(p, err.Error())
+				}
+			}
+			s.logger.Warn("write failed", "records", len(chunk), "kind", kind, "err", err)
+			continue
+		}
+		for i, r := range resp.Results {
+			p := cps[i]
+			switch r.Status {
+			case connectors.StatusApplied:
+				res := store.Result{Item: itemOf(p.ev), Outcome: store.Applied, System: s.cfg.System,
+					Object: s.cfg.Object, TargetID: r.TargetID, Deleted: op == connectors.Delete}
+				final(p, res)
+			case connectors.StatusPermanent:
+				final(p, s.dead(p, reasonOf(r), r.Code))
+			default:
+				s.pauseFor(r.RetryAfter)
+				retry(p, reasonOf(r))
+			}
+		}
+	}
+}
+
+// pauseFor holds further writes to the target for d (a Retry-After).
+func (s *Sync) pauseFor(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.mu.Lock()
+	if until := time.Now().Add(d); until.After(s.pauseUntil) {
+		s.pauseUntil = until
+	}
+	s.mu.Unlock()
+}
+
+func (s *Sync) waitForTarget(ctx context.Context) {
+	s.mu.Lock()
+	wait := time.Until(s.pauseUntil)
+	s.mu.Unlock()
+	if wait > 0 {
+		s.logger.Info("target asked to wait", "wait", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-s.stop:
+		}
+	}
+	if s.limiter != nil {
+		_ = s.limiter.Wait(ctx)
+	}
+}
+
+func (s *Sync) answer(batch []*pending, answers map[*pending]error) {
+	retries := 0
+	for _, p := range batch {
+		err := answers[p]
+		if err != nil {
+			retries++
+		}
+		p.result <- err
+	}
+	if retries > 0 {
+		s.metrics.retries.WithLabelValues(s.cfg.Name).Add(float64(retries))
+		s.nRetries.Add(int64(retries))
+	}
+}
+
+func (s *Sync) skipped(p *pending, reason string) store.Result {
+	return store.Result{Item: itemOf(p.ev), Outcome: store.Skipped, Reason: reason}
+}
+
+// reasonOf is a result's message, prefixed by its code unless it already is.
+func reasonOf(r connectors.Result) string {
+	if r.Code == "" || strings.HasPrefix(r.Message, r.Code) {
+		return r.Message
+	}
+	return r.Code + ": " + r.Message
+}
+
+func (s *Sync) dead(p *pending, reason, code string) store.Result {
+	return store.Result{Item: itemOf(p.ev), Outcome: store.Dead, System: s.cfg.System, Object: s.cfg.Object,
+		Reason: reason, Code: code, Attempts: p.attempt, Event: p.raw}
+}
+
+// logDead logs a batch's dead letters, one line per error code with an example.
+func (s *Sync) logDead(results []store.Result) {
+	type group struct {
+		n       int
+		example store.Result
+	}
+	groups := map[string]*group{}
+	var codes []string
+	for _, r := range results {
+		if r.Outcome != store.Dead {
+			continue
+		}
+		g := groups[r.Code]
+		if g == nil {
+			g = &group{example: r}
+			groups[r.Code] = g
+			codes = append(codes, r.Code)
+		}
+		g.n++
+	}
+	for _, code := range codes {
+		g := groups[code]
+		s.logger.Warn("events dead-lettered", "count", g.n, "code", code, "example_event", g.example.EventID,
+			"example_key", g.example.Key, "reason", g.example.Reason)
+	}
+}
+
+func itemOf(ev *event.Event) store.Item {
+	return store.Item{EventID: ev.ID, Key: ev.Subject, Version: ev.Version}
+}
+
+// attempts are counted on the message: the retry middleware calls the
+// handler again with the same message.
+const metaAttempts = "lh_attempts"
+
+func nextAttempt(msg *message.Message) int {
+	n := attemptsSoFar(msg) + 1
+	msg.Metadata.Set(metaAttempts, fmt.Sprint(n))
+	return n
+}
+
+func attemptsSoFar(msg *message.Message) int {
+	var n int
+	_, _ = fmt.Sscan(msg.Metadata.Get(metaAttempts), &n)
+	return n
+}
