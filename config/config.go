@@ -111,6 +111,12 @@ type Bus struct {
 	// "<subject_prefix>.<topic>". Dot-separated tokens of letters, digits,
 	// - and _. Default "loyaltyhub".
 	SubjectPrefix string `yaml:"subject_prefix" default:"loyaltyhub" desc:"Subjects are <subject_prefix>.<topic>."`
+	// AckWait is how long the bus waits for a delivered event's outcome
+	// before it redelivers the event: after a crash, events that were in
+	// flight come back after at most this long. A running hub extends it
+	// for events it still holds (retries, slow targets). Default 30s;
+	// range 1s to 1h.
+	AckWait time.Duration `yaml:"ack_wait" default:"30s" min:"1s" max:"1h" desc:"Redelivery delay for events in flight when a hub stops abruptly."`
 }
 
 // Store drivers.

@@ -42,7 +42,7 @@ func TestFullConfig(t *testing.T) {
 		DataDir:  cfg.DataDir,
 		Log:      config.Log{Level: "info", Format: "text"},
 		HTTP:     config.HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxBatchEvents: 1000, ShutdownTimeout: 30 * time.Second},
-		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub"},
+		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second},
 		Store:    config.Store{Driver: "sqlite", DSN: cfg.Store.DSN},
 		Progress: config.Progress{Interval: 5 * time.Second},
 	}

@@ -86,6 +86,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 		StoreDir:      filepath.Join(cfg.DataDir, "nats"),
 		Stream:        cfg.Bus.Stream,
 		SubjectPrefix: cfg.Bus.SubjectPrefix,
+		AckWait:       cfg.Bus.AckWait,
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening the bus: %w", err)

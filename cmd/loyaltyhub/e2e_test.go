@@ -1,0 +1,386 @@
+package main
+
+// End-to-end tests: the real loyaltyhub binary as a child process, the real
+// bus (embedded NATS JetStream, or an external server), the real state store
+// (SQLite, or PostgreSQL), the real Salesforce connector against the
+// Salesforce emulator, and ledger traffic posted over HTTP.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
+	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+var hubBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "loyaltyhub-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	hubBinary = filepath.Join(dir, "loyaltyhub")
+	out, err := exec.Command("go", "build", "-o", hubBinary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building loyaltyhub: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	lpm     = "LoyaltyProgramMember"
+	extID   = "Ledger_Member_Id__c"
+	syncLPM = "members-to-crm"
+)
+
+// org is the Salesforce emulator plus a record of every version written to
+// each LoyaltyProgramMember, in commit order.
+type org struct {
+	*sfemu.Server
+	mu      sync.Mutex
+	history map[string][]float64 // record id → Ledger_Version__c values written
+}
+
+func startOrg(t *testing.T) *org {
+	t.Helper()
+	o := &org{history: map[string][]float64{}}
+	cfg := sfemu.DefaultConfig()
+	cfg.OnWrite = func(object, id string, fields map[string]any) {
+		if object != lpm {
+			return
+		}
+		if v, ok := fields["Ledger_Version__c"].(float64); ok {
+			o.mu.Lock()
+			o.history[id] = append(o.history[id], v)
+			o.mu.Unlock()
+		}
+	}
+	srv, err := sfemu.New(cfg)
+	require.NoError(t, err)
+	_, err = srv.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	o.Server = srv
+	return o
+}
+
+// neverOlder fails if any record was written with an older version after a newer one.
+func (o *org) neverOlder(t *testing.T) {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	writes := 0
+	for id, h := range o.history {
+		writes += len(h)
+		for i := 1; i < len(h); i++ {
+			if h[i] < h[i-1] {
+				t.Errorf("record %s: version %v written after version %v (history %v)", id, h[i], h[i-1], h)
+				break
+			}
+		}
+	}
+	t.Logf("%d versions written to %d records", writes, len(o.history))
+}
+
+// hubSetup says how a hub config is written.
+type hubSetup struct {
+	busURL, stream, prefix string // external bus (busURL != "")
+	storeDriver, storeDSN  string // default sqlite in the data dir
+}
+
+type hub struct {
+	t       *testing.T
+	dir     string
+	cfgPath string
+	addr    string
+	cmd     *exec.Cmd
+	logs    *os.File
+	starts  int
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newHub writes a config for o into a temp dir.
+func newHub(t *testing.T, o *org, s hubSetup) *hub {
+	t.Helper()
+	dir := t.TempDir()
+	mapping, err := filepath.Abs("../../config/mappings/member-to-lpm.yaml")
+	require.NoError(t, err)
+	h := &hub{t: t, dir: dir, cfgPath: filepath.Join(dir, "hub.yaml"), addr: freeAddr(t)}
+	var b strings.Builder
+	fmt.Fprintf(&b, "data_dir: %s\nhttp: {listen: %q}\nprogress: {interval: 1s}\n", filepath.Join(dir, "data"), h.addr)
+	fmt.Fprintf(&b, "bus:\n  ack_wait: 3s\n")
+	if s.busURL != "" {
+		fmt.Fprintf(&b, "  url: %q\n  stream: %s\n  subject_prefix: %s\n", s.busURL, s.stream, s.prefix)
+	}
+	if s.storeDriver != "" {
+		fmt.Fprintf(&b, "store: {driver: %s, dsn: %q}\n", s.storeDriver, s.storeDSN)
+	}
+	fmt.Fprintf(&b, `sources:
+  ledger: {}
+connectors:
+  crm:
+    type: salesforce
+    config:
+      login_url: %q
+      client_id: %s
+      client_secret: %s
+syncs:
+  %s:
+    from: ledger.member
+    to: crm
+    object: %s
+    external_id: %s
+    mapping: %q
+    batch: {size: 200, window: 50ms}
+    retry: {max_attempts: 20, initial_interval: 50ms, max_interval: 1s}
+`, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, syncLPM, lpm, extID, mapping)
+	require.NoError(t, os.WriteFile(h.cfgPath, []byte(b.String()), 0o600))
+	logs, err := os.Create(filepath.Join(dir, "hub.log"))
+	require.NoError(t, err)
+	h.logs = logs
+	t.Cleanup(func() {
+		h.stop(syscall.SIGKILL)
+		_ = logs.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(logs.Name())
+			if len(data) > 8000 {
+				data = data[len(data)-8000:]
+			}
+			t.Logf("hub log (tail):\n%s", data)
+		}
+	})
+	return h
+}
+
+// start runs the hub process and waits until it is ready.
+func (h *hub) start() {
+	h.t.Helper()
+	h.starts++
+	fmt.Fprintf(h.logs, "==== start %d\n", h.starts)
+	h.cmd = exec.Command(hubBinary, "run", "-c", h.cfgPath)
+	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
+	require.NoError(h.t, h.cmd.Start())
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("hub did not become ready within 30s")
+}
+
+// stop signals the hub and waits for it to exit.
+func (h *hub) stop(sig syscall.Signal) {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return
+	}
+	_ = h.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+		h.t.Errorf("hub did not stop within 60s after %v", sig)
+	}
+	h.cmd = nil
+}
+
+func (h *hub) url() string { return "http://" + h.addr + "/v1/events/ledger" }
+
+var tierPicklist = map[string]string{"bronze": "Bronze", "silver": "Silver", "gold": "Gold", "platinum": "Platinum"}
+var statusPicklist = map[string]string{"active": "Active", "suspended": "Inactive", "closed": "Inactive"}
+
+// converged reports whether the org holds exactly the plan's newest state,
+// one record per member; it returns a description of the first difference.
+func converged(o *org, plan *ledgeremu.Plan) (bool, string) {
+	recs := o.Records(lpm)
+	byKey := make(map[string]map[string]any, len(recs))
+	for _, r := range recs {
+		key, _ := r[extID].(string)
+		if _, dup := byKey[key]; dup {
+			return false, "two records for member " + key
+		}
+		byKey[key] = r
+	}
+	if len(byKey) != len(plan.Newest) {
+		return false, fmt.Sprintf("%d members in the org, want %d", len(byKey), len(plan.Newest))
+	}
+	for id, m := range plan.Newest {
+		r := byKey[id]
+		if r == nil {
+			return false, "member " + id + " missing"
+		}
+		if r["Ledger_Version__c"] != float64(m.Version) {
+			return false, fmt.Sprintf("member %s at version %v, want %d", id, r["Ledger_Version__c"], m.Version)
+		}
+		if r["Points_Balance__c"] != float64(m.PointsBalance) || r["Tier__c"] != tierPicklist[m.Tier] ||
+			r["MemberStatus"] != statusPicklist[m.Status] || r["Email__c"] != m.Email || r["MembershipNumber"] != m.ID {
+			return false, fmt.Sprintf("member %s holds %v, want the fields of version %d: %+v", id, r, m.Version, m)
+		}
+	}
+	return true, ""
+}
+
+func waitConverged(t *testing.T, o *org, plan *ledgeremu.Plan, within time.Duration) {
+	t.Helper()
+	var why string
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, why = converged(o, plan); ok {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the org did not converge within %v: %s", within, why)
+}
+
+// checkOutcomes opens the hub's state store (the hub must be stopped for
+// SQLite) and checks that every distinct event has exactly one outcome and
+// none was dead-lettered.
+func checkOutcomes(t *testing.T, driver, dsn string, plan *ledgeremu.Plan) {
+	t.Helper()
+	st, err := store.Open(context.Background(), driver, dsn, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	c, err := st.Counts(context.Background(), syncLPM)
+	require.NoError(t, err)
+	t.Logf("outcomes: %d applied, %d skipped, %d dead (distinct events %d, duplicates sent %d, out of order %d)",
+		c.Applied, c.Skipped, c.Dead, plan.Distinct, plan.Duplicates, plan.Reordered)
+	require.Zero(t, c.Dead, "no event may be dead-lettered")
+	require.Equal(t, int64(plan.Distinct), c.Applied+c.Skipped, "every distinct event has exactly one outcome")
+	require.GreaterOrEqual(t, c.Applied, int64(len(plan.Newest)), "at least the newest version of each member was applied")
+}
+
+func e2ePlan() *ledgeremu.Plan {
+	return ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 1000, Events: 10000, DuplicateRate: 0.1, ReorderRate: 0.1, Seed: 42})
+}
+
+func TestEndToEnd10000Events(t *testing.T) {
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{})
+	h.start()
+	plan := e2ePlan()
+	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100}
+	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
+	waitConverged(t, o, plan, 2*time.Minute)
+	h.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
+}
+
+func TestEndToEndSurvivesSIGKILL(t *testing.T) {
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{})
+	h.start()
+	plan := e2ePlan()
+
+	sent := make(chan error, 1)
+	go func() {
+		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 3 * time.Minute}
+		sent <- sender.Send(context.Background(), plan.Deliveries, nil)
+	}()
+	// Kill the hub at a random moment while events are arriving and being
+	// written, then restart it on the same data directory.
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	delay := time.Duration(300+rng.IntN(2500)) * time.Millisecond
+	time.Sleep(delay)
+	held := len(o.Records(lpm))
+	h.stop(syscall.SIGKILL)
+	t.Logf("SIGKILL after %v (org held %d members)", delay, held)
+	h.start()
+
+	require.NoError(t, <-sent)
+	waitConverged(t, o, plan, 3*time.Minute)
+	h.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
+}
+
+// TestEndToEndExternalNATSAndPostgres runs the same flow on the scale-out
+// path: an external NATS JetStream server and a PostgreSQL state store.
+func TestEndToEndExternalNATSAndPostgres(t *testing.T) {
+	natsURL, pgDSN := os.Getenv("LOYALTYHUB_TEST_NATS_URL"), os.Getenv("LOYALTYHUB_TEST_POSTGRES_DSN")
+	if natsURL == "" || pgDSN == "" {
+		t.Skip("set LOYALTYHUB_TEST_NATS_URL and LOYALTYHUB_TEST_POSTGRES_DSN to run against an external NATS JetStream and PostgreSQL (.ci/run does)")
+	}
+	suffix := fmt.Sprintf("%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	stream, prefix, schema := "LHE2E_"+suffix, "lhe2e"+suffix, "lhe2e_"+suffix
+
+	// The stream and the schema are removed afterwards.
+	t.Cleanup(func() {
+		if nc, err := nats.Connect(natsURL); err == nil {
+			if js, err := jetstream.New(nc); err == nil {
+				_ = js.DeleteStream(context.Background(), stream)
+			}
+			nc.Close()
+		}
+		if conn, err := pgx.Connect(context.Background(), pgDSN); err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(context.Background())
+		}
+	})
+	dsn := withSearchPath(t, pgDSN, schema)
+
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{busURL: natsURL, stream: stream, prefix: prefix, storeDriver: "postgres", storeDSN: dsn})
+	h.start()
+	plan := e2ePlan()
+	sent := make(chan error, 1)
+	go func() {
+		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 3 * time.Minute}
+		sent <- sender.Send(context.Background(), plan.Deliveries, nil)
+	}()
+	time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+	h.stop(syscall.SIGKILL)
+	h.start()
+	require.NoError(t, <-sent)
+	waitConverged(t, o, plan, 3*time.Minute)
+	h.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "postgres", dsn, plan)
+}
+
+func withSearchPath(t *testing.T, dsn, schema string) string {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
+}
