@@ -124,7 +124,9 @@ func newHarness(t *testing.T, cfg pipeline.SyncConfig, tgt *target) *harness {
 	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "state.db"), nil)
 	require.NoError(t, err)
 	hub, err := pipeline.NewHub(pipeline.HubConfig{CloseTimeout: 10 * time.Second},
-		func(consumer string, inflight int) (message.Subscriber, error) { return b.Subscriber(consumer, inflight) },
+		func(consumer string, inflight int) (message.Subscriber, error) {
+			return b.Subscriber(consumer, inflight)
+		},
 		b.Pending, nil)
 	require.NoError(t, err)
 	if cfg.Name == "" {

@@ -62,7 +62,7 @@ type org struct {
 	history map[string][]float64 // record id → Ledger_Version__c values written
 }
 
-func startOrg(t *testing.T) *org {
+func startOrg(t testing.TB) *org {
 	t.Helper()
 	o := &org{history: map[string][]float64{}}
 	cfg := sfemu.DefaultConfig()
@@ -110,7 +110,7 @@ type hubSetup struct {
 }
 
 type hub struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cfgPath string
 	addr    string
@@ -119,7 +119,7 @@ type hub struct {
 	starts  int
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -128,7 +128,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // newHub writes a config for o into a temp dir.
-func newHub(t *testing.T, o *org, s hubSetup) *hub {
+func newHub(t testing.TB, o *org, s hubSetup) *hub {
 	t.Helper()
 	dir := t.TempDir()
 	mapping, err := filepath.Abs("../../config/mappings/member-to-lpm.yaml")

@@ -225,6 +225,23 @@ func (b *Bus) Pending(ctx context.Context, consumer string) (int, error) {
 	return int(info.NumPending) + info.NumAckPending, nil
 }
 
+// Stored returns how many messages the stream holds on a topic ("" for all
+// topics), acked or not: what ingress has durably published.
+func (b *Bus) Stored(ctx context.Context, topic string) (uint64, error) {
+	subject := b.cfg.SubjectPrefix + ".>"
+	if topic != "" {
+		subject = b.Subject(topic)
+	}
+	info, err := b.stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, fmt.Errorf("bus: stream %q: %w", b.cfg.Stream, err)
+	}
+	if topic == "" {
+		return info.State.Msgs, nil
+	}
+	return info.State.Subjects[subject], nil
+}
+
 // Subject returns the NATS subject a topic is stored on.
 func (b *Bus) Subject(topic string) string { return b.cfg.SubjectPrefix + "." + topic }
 
