@@ -167,6 +167,13 @@ type Connector struct {
 	// secrets in clear, for connectors.Connector.Configure. Checked against
 	// the connector's schema when Load has WithConnectorSchemas. Default {}.
 	Config json.RawMessage `yaml:"config" desc:"The connector's own settings, checked against its schema."`
+	// Plugin locates the executable of a vendor connector; required when
+	// Type is plugin:<name>, not allowed otherwise.
+	Plugin *Plugin `yaml:"plugin" desc:"The vendor plugin's executable (for type plugin:<name>)."`
+	// Read makes the hub poll the connector for changes: each change becomes
+	// an event of source <connector name>, so syncs can read
+	// "<connector name>.<entity>". Default: not polled.
+	Read *Read `yaml:"read" desc:"Poll the connector for changes; they enter the hub as events of source <connector name>."`
 	// Pos is where the connector is declared. Not read from YAML.
 	Pos Position `yaml:"-"`
 
@@ -184,6 +191,36 @@ func (c *Connector) RedactedConfig() json.RawMessage {
 		return c.Config
 	}
 	return c.redacted
+}
+
+// Plugin is a vendor connector's executable. Every connector, built-in or
+// vendor, runs as a child process of the hub; built-ins need no Plugin block.
+type Plugin struct {
+	// Path of the executable, relative to the config file's directory.
+	// Required.
+	Path string `yaml:"path" required:"true" desc:"Path of the plugin executable (relative to this file)."`
+	// SHA256 is the executable's lowercase hex SHA-256; the hub refuses to
+	// start a binary with another digest. Required; sha256sum prints it.
+	SHA256 string `yaml:"sha256" required:"true" desc:"The executable's SHA-256 (hex); another binary is refused."`
+	// Args are passed to the executable. Default: none.
+	Args []string `yaml:"args" desc:"Arguments for the executable."`
+	// Env adds KEY=value entries to the plugin's environment; the plugin
+	// does not inherit the hub's. Default: none.
+	Env []string `yaml:"env" desc:"KEY=value entries for the plugin's environment (it does not inherit the hub's)."`
+	// CallTimeout bounds each call to the plugin. Default 30s; range 1s to 10m.
+	CallTimeout time.Duration `yaml:"call_timeout" default:"30s" min:"1s" max:"10m" desc:"Bound on each call to the plugin."`
+}
+
+// Read sets the polling of a connector.
+type Read struct {
+	// Objects are the connector's objects to poll (e.g. vouchers). Required.
+	Objects []string `yaml:"objects" required:"true" desc:"The connector's objects to poll."`
+	// Interval is the wait between polls when the last page was the last
+	// one. Default 2s; range 100ms to 1h.
+	Interval time.Duration `yaml:"interval" default:"2s" min:"100ms" max:"1h" desc:"Wait between polls once caught up."`
+	// PageSize is the most changes asked for per read. Default 100; range 1
+	// to 10000.
+	PageSize int `yaml:"page_size" default:"100" min:"1" max:"10000" unit:"changes" desc:"Most changes per read."`
 }
 
 // Sync is one data flow: events of one source entity, mapped, written to one

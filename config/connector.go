@@ -62,6 +62,11 @@ func (l *loader) connectorSchema(t, typePath string, cache map[string]*openapi3.
 	if s, ok := cache[t]; ok || failed[t] {
 		return s
 	}
+	if IsPluginType(t) {
+		// A plugin describes its schema only once started; Configure checks
+		// the block then.
+		return nil
+	}
 	if l.opts.schemas == nil {
 		if l.opts.types != nil && !contains(l.opts.types, t) {
 			l.errAt(typePath, "%s", unknownMsg("connector type", t, "known types", l.knownTypes()))

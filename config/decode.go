@@ -99,9 +99,27 @@ func (l *loader) decode(n *yaml.Node, path string, v reflect.Value, fi fieldInfo
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
 		l.decode(n, path, v.Elem(), fi)
+	case reflect.Slice:
+		l.decodeList(n, path, v, fi)
 	default:
 		l.decodeScalar(n, path, v, fi)
 	}
+}
+
+// decodeList sets a slice of scalars from a YAML sequence.
+func (l *loader) decodeList(n *yaml.Node, path string, v reflect.Value, fi fieldInfo) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errNode(n, path, "must be a list ([a, b]), not a %s", kindName(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		l.decode(item, fmt.Sprintf("%s[%d]", path, i), out.Index(i), fieldInfo{key: fi.key})
+	}
+	v.Set(out)
 }
 
 func (l *loader) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
@@ -168,7 +186,7 @@ func isScalarKind(v reflect.Value) bool {
 		return false
 	}
 	switch v.Kind() {
-	case reflect.Struct, reflect.Map, reflect.Pointer:
+	case reflect.Struct, reflect.Map, reflect.Pointer, reflect.Slice:
 		return false
 	}
 	return true

@@ -108,6 +108,9 @@ func encodeValue(v reflect.Value) (*yaml.Node, error) {
 			if fv.Type() == secretType && fv.String() == "" {
 				continue // an empty secret is an absent one
 			}
+			if (fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Slice) && fv.IsNil() {
+				continue // an absent block or list
+			}
 			n, err := encodeValue(fv)
 			if err != nil {
 				return nil, err
@@ -130,6 +133,16 @@ func encodeValue(v reflect.Value) (*yaml.Node, error) {
 			m.Content = append(m.Content, scalar("!!str", k), n)
 		}
 		return m, nil
+	case reflect.Slice:
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for i := 0; i < v.Len(); i++ {
+			n, err := encodeValue(v.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			seq.Content = append(seq.Content, n)
+		}
+		return seq, nil
 	case reflect.String:
 		return scalar("!!str", escapeRefs(v.String())), nil
 	case reflect.Int, reflect.Int32, reflect.Int64:

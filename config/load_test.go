@@ -182,8 +182,28 @@ syncs:
 `,
 		want: []string{
 			`hub.yaml:7:13: syncs.a.from: "ledger" is not <source>.<entity>; e.g. ledger.member (entities: member, transaction, voucher, segment)`,
-			`hub.yaml:8:13: syncs.b.from: unknown source "ledgr"; did you mean "ledger"? declared sources: cdp, ledger`,
+			`hub.yaml:8:13: syncs.b.from: unknown source "ledgr"; did you mean "ledger"? declared sources (webhook sources, and connectors with a read block): cdp, ledger`,
 			`hub.yaml:9:13: syncs.c.from: unknown entity "members"; did you mean "member"? valid entities: member, transaction, voucher, segment`,
+		},
+	},
+	{name: "plugins and polled connectors", yaml: `sources: {ledger: {}}
+connectors:
+  crm: {type: salesforce, plugin: {path: ./x, sha256: abc}}
+  geo: {type: "plugin:geooffers"}
+  offers:
+    type: "plugin:geooffers"
+    plugin: {path: ./bin/geooffers, sha256: ABC, args: [serve], call_timeout: 5s}
+    read: {objects: [vouchers], interval: 1s}
+syncs:
+  a: {from: offers.voucher, to: crm, object: Voucher, mode: insert, mapping: m.yaml}
+  b: {from: geo.voucher, to: crm, object: Voucher, mode: insert, mapping: m.yaml}
+  c: {from: ledger.member, to: offers, object: members, mode: insert, mapping: m.yaml}
+`,
+		want: []string{
+			`hub.yaml:3:35: connectors.crm.plugin: only plugin:<name> types take a plugin block; salesforce is built into the hub`,
+			`hub.yaml:4:15: connectors.geo.type: type plugin:geooffers needs a plugin block: plugin: {path: ./bin/geooffers, sha256: <sha256sum of it>}`,
+			`hub.yaml:7:45: connectors.offers.plugin.sha256: "ABC" is not a SHA-256 digest: 64 lowercase hex characters, as printed by sha256sum`,
+			`hub.yaml:11:13: syncs.b.from: unknown source "geo"; declared sources (webhook sources, and connectors with a read block): ledger, offers`,
 		},
 	},
 	{name: "mode and external_id", yaml: `sources: {ledger: {}}

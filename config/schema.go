@@ -88,6 +88,13 @@ func typeSchema(t reflect.Type, fi fieldInfo) (map[string]any, error) {
 		s["type"] = []string{"object", "null"}
 		s["propertyNames"] = map[string]any{"pattern": NamePattern}
 		s["additionalProperties"] = elem
+	case t.Kind() == reflect.Slice:
+		elem, err := typeSchema(t.Elem(), fieldInfo{})
+		if err != nil {
+			return nil, err
+		}
+		s["type"] = []string{"array", "null"}
+		s["items"] = elem
 	case t.Kind() == reflect.String:
 		s["type"] = "string"
 		if len(fi.enum) > 0 {

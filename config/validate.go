@@ -20,7 +20,11 @@ var (
 	streamRe  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	subjectRe = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 	typeRe    = regexp.MustCompile(`^(plugin:)?[a-z][a-z0-9_-]*$`)
+	sha256Re  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
+
+// IsPluginType reports whether a connector type names a vendor plugin.
+func IsPluginType(t string) bool { return strings.HasPrefix(t, "plugin:") }
 
 // validate checks what the field tags cannot say, fills in the defaults
 // that depend on other fields and makes paths absolute.
@@ -41,10 +45,24 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 	for _, name := range sortedKeys(c.Connectors) {
-		t := c.Connectors[name].Type
+		conn := c.Connectors[name]
+		t := conn.Type
 		p := "connectors." + name + ".type"
 		if t != "" && !typeRe.MatchString(t) {
 			l.errAt(p, "invalid connector type %s; a type is a connector name such as salesforce (%s), or plugin:<name>", l.quote(l.vals[p]), NamePattern)
+		}
+		switch {
+		case IsPluginType(t) && conn.Plugin == nil:
+			l.errAt(p, "type %s needs a plugin block: plugin: {path: ./bin/%s, sha256: <sha256sum of it>}", t, strings.TrimPrefix(t, "plugin:"))
+		case !IsPluginType(t) && t != "" && conn.Plugin != nil:
+			l.errAt("connectors."+name+".plugin", "only plugin:<name> types take a plugin block; %s is built into the hub", t)
+		case conn.Plugin != nil:
+			if conn.Plugin.Path != "" {
+				conn.Plugin.Path = l.resolve(conn.Plugin.Path)
+			}
+			if sum := conn.Plugin.SHA256; sum != "" && !sha256Re.MatchString(sum) {
+				l.errAt("connectors."+name+".plugin.sha256", "%q is not a SHA-256 digest: 64 lowercase hex characters, as printed by sha256sum", sum)
+			}
 		}
 	}
 	for _, name := range sortedKeys(c.Syncs) {
@@ -132,8 +150,8 @@ func (l *loader) checkSync(c *Config, name string, s *Sync) {
 		switch {
 		case !ok || src == "" || ent == "":
 			l.errAt(p+".from", "%s is not <source>.<entity>; e.g. ledger.member (entities: %s)", l.quote(fromNode), list(Entities))
-		case c.Sources[src] == nil:
-			l.errAt(p+".from", "%s", unknownMsg("source", src, "declared sources", sortedKeys(c.Sources)))
+		case c.Sources[src] == nil && (c.Connectors[src] == nil || c.Connectors[src].Read == nil):
+			l.errAt(p+".from", "%s", unknownMsg("source", src, "declared sources (webhook sources, and connectors with a read block)", sourceNames(c)))
 		case !contains(Entities, ent):
 			l.errAt(p+".from", "%s", unknownMsg("entity", ent, "valid entities", Entities))
 		default:
@@ -166,4 +184,15 @@ func (l *loader) checkSync(c *Config, name string, s *Sync) {
 		}
 		l.errAt(path, "initial_interval %s is longer than max_interval %s; valid: initial_interval <= max_interval", fmtDuration(r.InitialInterval), fmtDuration(r.MaxInterval))
 	}
+}
+
+// sourceNames lists what a sync can read from: webhook sources and polled connectors.
+func sourceNames(c *Config) []string {
+	names := sortedKeys(c.Sources)
+	for _, n := range sortedKeys(c.Connectors) {
+		if c.Connectors[n].Read != nil && c.Sources[n] == nil {
+			names = append(names, n)
+		}
+	}
+	return names
 }

@@ -44,8 +44,16 @@ type Hub struct {
 	pending   PendingFunc
 	logger    *slog.Logger
 
-	mu    sync.Mutex
-	syncs []*Sync
+	mu      sync.Mutex
+	syncs   []*Sync
+	pollers []*Poller
+}
+
+// AddPoller registers a poller; Run runs it until its context ends.
+func (h *Hub) AddPoller(p *Poller) {
+	h.mu.Lock()
+	h.pollers = append(h.pollers, p)
+	h.mu.Unlock()
 }
 
 // NewHub builds a hub; add syncs, then Run.
@@ -117,9 +125,26 @@ func (h *Hub) AddSync(s *Sync) error {
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	syncs := append([]*Sync(nil), h.syncs...)
+	pollers := append([]*Poller(nil), h.pollers...)
 	h.mu.Unlock()
 	for _, s := range syncs {
 		s.Start()
+	}
+	var polling sync.WaitGroup
+	defer polling.Wait()
+	pctx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	for _, p := range pollers {
+		polling.Add(1)
+		go func() {
+			defer polling.Done()
+			select {
+			case <-h.router.Running():
+			case <-pctx.Done():
+				return
+			}
+			p.Run(pctx)
+		}()
 	}
 	if h.cfg.ProgressInterval > 0 {
 		go h.progress(ctx, syncs)

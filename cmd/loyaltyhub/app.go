@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -22,6 +23,7 @@ import (
 	"github.com/loyaltyhub/loyaltyhub/pipeline/bus"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+	"github.com/loyaltyhub/loyaltyhub/plugins/host"
 )
 
 // loadConfig loads and checks a config: the file itself, every connector
@@ -70,7 +72,34 @@ type app struct {
 	server   *openapi.Server
 	http     *http.Server
 	listener net.Listener
-	conns    []connectors.Connector
+	conns    []*host.Plugin
+}
+
+// startConnector starts a connector as a child process: a built-in one is
+// this binary run as `loyaltyhub connector serve TYPE`, a vendor one is its
+// plugin executable, checksum verified. Either way the hub talks to it
+// through the one connector protocol, and a crash in it never takes the hub
+// down: the host restarts it and retries the call in flight.
+func startConnector(ctx context.Context, c *config.Connector, logger *slog.Logger) (*host.Plugin, error) {
+	var hc host.Config
+	if config.IsPluginType(c.Type) {
+		hc = host.Config{Path: c.Plugin.Path, Args: c.Plugin.Args, Env: c.Plugin.Env,
+			SHA256: c.Plugin.SHA256, CallTimeout: c.Plugin.CallTimeout}
+	} else {
+		if _, ok := connectors.Lookup(c.Type); !ok {
+			return nil, fmt.Errorf("connector %s: unknown type %q; built-in connectors: %s", c.Name, c.Type, strings.Join(connectors.Names(), ", "))
+		}
+		var err error
+		if hc, err = host.BuiltinConfig(c.Type); err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+		}
+	}
+	hc.Name = c.Name
+	p, err := host.Start(ctx, hc, logger.With("component", "connector"))
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	return p, nil
 }
 
 func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.Mapping, logger *slog.Logger) (_ *app, err error) {
@@ -107,12 +136,12 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 
 	writers := map[string]connectors.Writer{}
 	maxBatch := map[string]int{}
+	readers := map[string]connectors.Reader{}
 	for _, c := range cfg.ConnectorList() {
-		spec, ok := connectors.Lookup(c.Type)
-		if !ok {
-			return nil, fmt.Errorf("connector %s: unknown type %q", c.Name, c.Type)
+		conn, err := startConnector(ctx, c, logger)
+		if err != nil {
+			return nil, err
 		}
-		conn := spec.New(logger.With("connector", c.Name))
 		a.conns = append(a.conns, conn)
 		if err := conn.Configure(ctx, c.Config); err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.Name, err)
@@ -121,11 +150,8 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: describe: %w", c.Name, err)
 		}
-		w, ok := conn.(connectors.Writer)
-		if !ok {
-			return nil, fmt.Errorf("connector %s (%s) cannot write", c.Name, c.Type)
-		}
-		writers[c.Name], maxBatch[c.Name] = w, d.MaxBatch
+		writers[c.Name], maxBatch[c.Name] = conn, d.MaxBatch
+		readers[c.Name] = conn
 	}
 
 	a.hub, err = pipeline.NewHub(pipeline.HubConfig{ProgressInterval: cfg.Progress.Interval},
@@ -152,6 +178,17 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 		}
 		if err := a.hub.AddSync(sync); err != nil {
 			return nil, err
+		}
+	}
+
+	for _, c := range cfg.ConnectorList() {
+		if c.Read == nil {
+			continue
+		}
+		for _, obj := range c.Read.Objects {
+			a.hub.AddPoller(pipeline.NewPoller(pipeline.PollConfig{Connector: c.Name, Object: obj,
+				Interval: c.Read.Interval, PageSize: c.Read.PageSize}, readers[c.Name], a.store, a.bus.Publisher(),
+				logger.With("component", "poller")))
 		}
 	}
 

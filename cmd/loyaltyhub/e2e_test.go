@@ -28,11 +28,21 @@ import (
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+	"github.com/loyaltyhub/loyaltyhub/plugins/host"
 )
 
 var hubBinary string
 
 func TestMain(m *testing.M) {
+	// In-process tests start the built-in connectors as children of the
+	// test binary itself, as the hub does with its own binary.
+	if len(os.Args) == 4 && os.Args[1] == "connector" && os.Args[2] == "serve" {
+		if err := host.ServeRegistered(os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "loyaltyhub-e2e-")
 	if err != nil {
 		panic(err)
