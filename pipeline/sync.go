@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/tidwall/gjson"
 	"golang.org/x/time/rate"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
@@ -22,9 +24,14 @@ import (
 // the event: it is recorded as skipped ("filtered"), not written.
 var ErrFiltered = errors.New("filtered by the mapping's condition")
 
-// Mapper turns an event into the target record's fields. Any error but
-// ErrFiltered is permanent for that event: it is dead-lettered with the
-// error as the reason.
+// ErrRetryLater is wrapped by a Mapper's error when the event cannot be
+// mapped yet but may be later (a lookup whose related record is not written
+// yet, a cross-reference that cannot be read): the event is retried.
+var ErrRetryLater = errors.New("cannot be mapped yet")
+
+// Mapper turns an event into the target record's fields. ErrFiltered skips
+// the event, an error wrapping ErrRetryLater retries it, and any other
+// error is permanent: the event is dead-lettered with the error as reason.
 type Mapper func(ctx context.Context, ev *event.Event) (map[string]any, error)
 
 // SyncConfig is one sync: from a topic, through a mapping, to a target object.
@@ -348,9 +355,11 @@ func (s *Sync) process(batch []*pending) {
 		return
 	}
 
-	// 3. Map, and sort into writes.
-	var upserts, deletes []*pending
-	var upsertRecs, deleteRecs []connectors.Record
+	// 3. Map, and sort into writes. Most events are one record; a segment
+	// membership change is one record per member added or removed.
+	var upserts, deletes []owned
+	var written []*pending
+	tallies := map[*pending]*tally{}
 	for i, p := range candidates {
 		switch decisions[i] {
 		case store.SkipStale:
@@ -360,47 +369,51 @@ func (s *Sync) process(batch []*pending) {
 			final(p, s.skipped(p, "duplicate"))
 			continue
 		}
-		if p.ev.Deleted() {
-			targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
-			if err != nil {
-				retry(p, "cross-reference lookup: "+err.Error())
-				continue
-			}
-			deletes = append(deletes, p)
-			deleteRecs = append(deleteRecs, connectors.Record{Key: p.ev.Subject, TargetID: targetID})
-			continue
-		}
-		fields, err := s.mapper(p.ctx, p.ev)
+		ups, dels, err := s.records(ctx, p)
 		switch {
 		case errors.Is(err, ErrFiltered):
 			final(p, s.skipped(p, "filtered"))
+			continue
+		case errors.Is(err, errNoTarget):
+			final(p, s.dead(p, err.Error(), "NO_TARGET_RECORD"))
+			continue
+		case isRetry(err):
+			retry(p, err.Error())
 			continue
 		case err != nil:
 			final(p, s.dead(p, "mapping: "+err.Error(), "MAPPING_ERROR"))
 			continue
 		}
-		rec := connectors.Record{Key: p.ev.Subject, Fields: fields}
-		if s.cfg.Mode == connectors.Update || s.cfg.Mode == connectors.Upsert {
-			// The target id tells the connector the record exists (an
-			// upsert then leaves out fields that can only be set on create).
-			targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
-			if err != nil {
-				retry(p, "cross-reference lookup: "+err.Error())
-				continue
-			}
-			if !ok && s.cfg.Mode == connectors.Update {
-				final(p, s.dead(p, fmt.Sprintf("mode is update but %s has no %s record for key %q yet", s.cfg.System, s.cfg.Object, p.ev.Subject), "NO_TARGET_RECORD"))
-				continue
-			}
-			rec.TargetID = targetID
+		if len(ups)+len(dels) == 0 {
+			final(p, s.skipped(p, "no records"))
+			continue
 		}
-		upserts = append(upserts, p)
-		upsertRecs = append(upsertRecs, rec)
+		tallies[p] = &tally{records: len(ups) + len(dels)}
+		written = append(written, p)
+		upserts = append(upserts, ups...)
+		deletes = append(deletes, dels...)
 	}
 
-	// 4. Write.
-	s.write(ctx, s.cfg.Mode, upserts, upsertRecs, final, retry)
-	s.write(ctx, connectors.Delete, deletes, deleteRecs, final, retry)
+	// 4. Write, then settle each event from its records' results: retry if
+	// any record must be retried, dead if any was refused, else applied.
+	s.write(ctx, s.cfg.Mode, upserts, tallies)
+	s.write(ctx, connectors.Delete, deletes, tallies)
+	for _, p := range written {
+		t := tallies[p]
+		switch {
+		case t.retry != "":
+			retry(p, t.retry)
+		case t.dead != "":
+			final(p, s.dead(p, t.dead, t.deadCode))
+		default:
+			res := store.Result{Item: itemOf(p.ev), Outcome: store.Applied, System: s.cfg.System, Object: s.cfg.Object}
+			if t.records == 1 && !p.ev.Deleted() {
+				res.TargetID = t.targetID // the cross-reference of a one-record event
+			}
+			res.Deleted = p.ev.Deleted()
+			final(p, res)
+		}
+	}
 
 	// 5. Store every final outcome, then answer: nothing is acked before
 	// its outcome is stored.
@@ -422,12 +435,114 @@ func (s *Sync) process(batch []*pending) {
 	s.answer(batch, answers)
 }
 
-// write sends recs in chunks of at most BatchSize and sorts the results.
-func (s *Sync) write(ctx context.Context, op connectors.Operation, ps []*pending, recs []connectors.Record,
-	final func(*pending, store.Result), retry func(*pending, string)) {
+// owned is one record to write and the event it comes from.
+type owned struct {
+	p   *pending
+	rec connectors.Record
+}
+
+// tally collects the results of an event's records.
+type tally struct {
+	records  int
+	targetID string
+	retry    string
+	dead     string
+	deadCode string
+}
+
+// errNoTarget: mode update, and the target record is not known.
+var errNoTarget = errors.New("no target record")
+
+// retryable wraps a passing failure met while building records.
+type retryable struct{ error }
+
+func isRetry(err error) bool {
+	var r retryable
+	return errors.As(err, &r)
+}
+
+// records builds the records of one event: upserts (or inserts, updates)
+// and deletes.
+func (s *Sync) records(ctx context.Context, p *pending) (ups, dels []owned, err error) {
+	if p.ev.Entity() == event.EntitySegment {
+		return s.membershipRecords(ctx, p)
+	}
+	if p.ev.Deleted() {
+		targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+		if err != nil {
+			return nil, nil, retryable{fmt.Errorf("cross-reference lookup: %w", err)}
+		}
+		return nil, []owned{{p, connectors.Record{Key: p.ev.Subject, TargetID: targetID}}}, nil
+	}
+	fields, err := s.mapper(p.ctx, p.ev)
+	if errors.Is(err, ErrRetryLater) {
+		return nil, nil, retryable{err}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := connectors.Record{Key: p.ev.Subject, Fields: fields}
+	if s.cfg.Mode == connectors.Update || s.cfg.Mode == connectors.Upsert {
+		// The target id tells the connector the record exists (an upsert
+		// then leaves out fields that can only be set on create).
+		targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+		if err != nil {
+			return nil, nil, retryable{fmt.Errorf("cross-reference lookup: %w", err)}
+		}
+		if !ok && s.cfg.Mode == connectors.Update {
+			return nil, nil, fmt.Errorf("%w: mode is update but %s has no %s record for key %q yet", errNoTarget, s.cfg.System, s.cfg.Object, p.ev.Subject)
+		}
+		rec.TargetID = targetID
+	}
+	return []owned{{p, rec}}, nil, nil
+}
+
+// membershipRecords expands a segment membership change into one record per
+// member: "SEGMENT:MEMBER" keys, added members written with the sync's mode,
+// removed ones deleted. The mapping sees each membership as
+// {"segment_id", "member_id", "version", "change": "added"|"removed"}.
+func (s *Sync) membershipRecords(ctx context.Context, p *pending) (ups, dels []owned, err error) {
+	data := gjson.ParseBytes(p.ev.Data)
+	segment := data.Get("segment_id").String()
+	if segment == "" {
+		segment = p.ev.Subject
+	}
+	for _, change := range []string{"added", "removed"} {
+		for _, m := range data.Get(change).Array() {
+			member := m.String()
+			key := segment + ":" + member
+			if change == "removed" {
+				dels = append(dels, owned{p, connectors.Record{Key: key}})
+				continue
+			}
+			one := *p.ev
+			one.Subject = key
+			one.Data, _ = json.Marshal(map[string]any{"segment_id": segment, "member_id": member,
+				"version": p.ev.Version, "change": change})
+			fields, err := s.mapper(ctx, &one)
+			if errors.Is(err, ErrFiltered) {
+				continue
+			}
+			if errors.Is(err, ErrRetryLater) {
+				return nil, nil, retryable{fmt.Errorf("member %s: %w", member, err)}
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("member %s: %w", member, err)
+			}
+			ups = append(ups, owned{p, connectors.Record{Key: key, Fields: fields}})
+		}
+	}
+	return ups, dels, nil
+}
+
+// write sends recs in chunks of at most BatchSize and tallies the results.
+func (s *Sync) write(ctx context.Context, op connectors.Operation, recs []owned, tallies map[*pending]*tally) {
 	for start := 0; start < len(recs); start += s.cfg.BatchSize {
 		end := min(start+s.cfg.BatchSize, len(recs))
-		chunk, cps := recs[start:end], ps[start:end]
+		chunk := make([]connectors.Record, 0, end-start)
+		for _, o := range recs[start:end] {
+			chunk = append(chunk, o.rec)
+		}
 		s.waitForTarget(ctx)
 		req := connectors.WriteRequest{Object: s.cfg.Object, Operation: op, ExternalIDField: s.cfg.ExternalIDField, Records: chunk}
 		t0 := time.Now()
@@ -442,28 +557,29 @@ func (s *Sync) write(ctx context.Context, op connectors.Operation, ps []*pending
 		if err != nil {
 			kind := connectors.KindOf(err)
 			s.pauseFor(connectors.RetryAfterOf(err))
-			for _, p := range cps {
+			for _, o := range recs[start:end] {
+				t := tallies[o.p]
 				if kind == connectors.Permanent {
-					final(p, s.dead(p, err.Error(), "REQUEST_REJECTED"))
+					t.dead, t.deadCode = err.Error(), "REQUEST_REJECTED"
 				} else {
-					retry(p, err.Error())
+					t.retry = err.Error()
 				}
 			}
 			s.logger.Warn("write failed", "records", len(chunk), "kind", kind, "err", err)
 			continue
 		}
 		for i, r := range resp.Results {
-			p := cps[i]
+			t := tallies[recs[start+i].p]
 			switch r.Status {
 			case connectors.StatusApplied:
-				res := store.Result{Item: itemOf(p.ev), Outcome: store.Applied, System: s.cfg.System,
-					Object: s.cfg.Object, TargetID: r.TargetID, Deleted: op == connectors.Delete}
-				final(p, res)
+				t.targetID = r.TargetID
 			case connectors.StatusPermanent:
-				final(p, s.dead(p, reasonOf(r), r.Code))
+				if t.dead == "" {
+					t.dead, t.deadCode = reasonOf(r), r.Code
+				}
 			default:
 				s.pauseFor(r.RetryAfter)
-				retry(p, reasonOf(r))
+				t.retry = reasonOf(r)
 			}
 		}
 	}

@@ -321,3 +321,59 @@ func TestSyncConfigValidate(t *testing.T) {
 	_, err = pipeline.NewSync(pipeline.SyncConfig{Name: "x", Topic: "ledger.member", Object: "A", Mode: connectors.Upsert}, mapper, newTarget(), nil, nil, nil)
 	require.ErrorContains(t, err, "external id field is required")
 }
+
+func segmentEvent(id, segment string, version int64, added, removed []string) *event.Event {
+	data, _ := json.Marshal(map[string]any{"segment_id": segment, "version": version, "added": added, "removed": removed})
+	return &event.Event{ID: id, Source: "urn:test", SpecVersion: "1.0", Type: event.TypeSegmentChanged, Subject: segment,
+		Data: data, Origin: "ledger", Version: version}
+}
+
+func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
+	tgt := newTarget()
+	tgt.retryFirst["VIP:M-2"] = 2 // a passing failure of one membership retries the event
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{StoreDir: filepath.Join(dir, "nats")}, nil)
+	require.NoError(t, err)
+	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "state.db"), nil)
+	require.NoError(t, err)
+	hub, err := pipeline.NewHub(pipeline.HubConfig{},
+		func(consumer string, inflight int) (message.Subscriber, error) {
+			return b.Subscriber(consumer, inflight)
+		}, b.Pending, nil)
+	require.NoError(t, err)
+	s, err := pipeline.NewSync(pipeline.SyncConfig{Name: "segments", Topic: "ledger.segment", System: "geo", Object: "memberships",
+		Mode: connectors.Upsert, ExternalIDField: "key", BatchWindow: 10 * time.Millisecond,
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}, mapper, tgt, st, nil, nil)
+	require.NoError(t, err)
+	require.NoError(t, hub.AddSync(s))
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- hub.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done; _ = b.Close(); _ = st.Close() })
+	<-hub.Running()
+
+	msgs := []*message.Message{}
+	for _, ev := range []*event.Event{
+		segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil),
+		segmentEvent("s2", "VIP", 2, []string{"M-4"}, []string{"M-3"}),
+	} {
+		m, err := ev.ToMessage()
+		require.NoError(t, err)
+		msgs = append(msgs, m)
+	}
+	require.NoError(t, b.Publisher().Publish("ledger.segment", msgs[0]))
+	require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, b.Publisher().Publish("ledger.segment", msgs[1]))
+	require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == 2 }, 10*time.Second, 10*time.Millisecond)
+
+	tgt.mu.Lock()
+	defer tgt.mu.Unlock()
+	keys := []string{}
+	for k := range tgt.records {
+		keys = append(keys, k)
+	}
+	assert.ElementsMatch(t, []string{"VIP:M-1", "VIP:M-2", "VIP:M-4"}, keys, "members added, M-3 removed")
+	assert.True(t, tgt.deleted["VIP:M-3"])
+	assert.Zero(t, tgt.retryFirst["VIP:M-2"], "the lock errors were retried")
+}

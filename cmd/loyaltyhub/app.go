@@ -28,7 +28,7 @@ import (
 
 // loadConfig loads and checks a config: the file itself, every connector
 // block against its connector's schema, and every mapping compiled.
-func loadConfig(ctx context.Context, path string, logger *slog.Logger) (*config.Config, map[string]*mappings.Mapping, error) {
+func loadConfig(ctx context.Context, path string, logger *slog.Logger) (*config.Config, *compiled, error) {
 	cfg, err := config.Load(path, config.WithRegistry(ctx))
 	if err != nil {
 		return nil, nil, err
@@ -40,8 +40,16 @@ func loadConfig(ctx context.Context, path string, logger *slog.Logger) (*config.
 	return cfg, maps, nil
 }
 
+// compiled are a config's mappings, ready to run, and the cross-reference
+// their lookups resolve through.
+type compiled struct {
+	mappings map[string]*mappings.Mapping // by sync name
+	xref     *xrefResolver
+}
+
 // compileMappings compiles every sync's mapping and reports all problems.
-func compileMappings(cfg *config.Config) (map[string]*mappings.Mapping, error) {
+func compileMappings(cfg *config.Config) (*compiled, error) {
+	xref := &xrefResolver{}
 	out := make(map[string]*mappings.Mapping, len(cfg.Syncs))
 	var errs []error
 	for _, s := range cfg.SyncList() {
@@ -53,13 +61,13 @@ func compileMappings(cfg *config.Config) (map[string]*mappings.Mapping, error) {
 			spec, err = mappings.ParseFile(s.Mapping.File)
 		}
 		if err == nil {
-			out[s.Name], err = mappings.Compile(spec)
+			out[s.Name], err = mappings.Compile(spec, mappings.WithResolver(xref))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sync %s: mapping: %w", s.Name, err))
 		}
 	}
-	return out, errors.Join(errs...)
+	return &compiled{mappings: out, xref: xref}, errors.Join(errs...)
 }
 
 // app is the hub, wired: bus, store, connectors, syncs, HTTP server.
@@ -102,7 +110,7 @@ func startConnector(ctx context.Context, c *config.Connector, logger *slog.Logge
 	return p, nil
 }
 
-func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.Mapping, logger *slog.Logger) (_ *app, err error) {
+func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
@@ -129,6 +137,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 	if err != nil {
 		return nil, fmt.Errorf("opening the state store: %w", err)
 	}
+	maps.xref.store = a.store
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -172,7 +181,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 			BatchSize: size, BatchWindow: s.Batch.Window, Inflight: s.Inflight,
 			MaxAttempts: s.Retry.MaxAttempts, InitialInterval: s.Retry.InitialInterval,
 			MaxInterval: s.Retry.MaxInterval, Multiplier: s.Retry.Multiplier, RateLimit: s.RateLimit,
-		}, mapperFor(maps[s.Name]), writers[s.To], a.store, metrics, logger)
+		}, mapperFor(maps.mappings[s.Name]), writers[s.To], a.store, metrics, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -215,15 +224,36 @@ func newApp(ctx context.Context, cfg *config.Config, maps map[string]*mappings.M
 	return a, nil
 }
 
-// mapperFor adapts a compiled mapping to the pipeline.
+// mapperFor adapts a compiled mapping to the pipeline: a record error is
+// permanent (dead letter), an unresolved lookup or an unreadable
+// cross-reference is retried.
 func mapperFor(m *mappings.Mapping) pipeline.Mapper {
 	return func(ctx context.Context, ev *event.Event) (map[string]any, error) {
 		out, err := m.Apply(ctx, mappings.Input{ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: ev.Subject, Time: ev.Time, Data: ev.Data})
-		if errors.Is(err, mappings.ErrFiltered) {
+		var rec *mappings.RecordError
+		switch {
+		case err == nil:
+			return out, nil
+		case errors.Is(err, mappings.ErrFiltered):
 			return nil, pipeline.ErrFiltered
+		case errors.As(err, &rec) && !errors.Is(err, mappings.ErrUnresolved):
+			return nil, err
+		default:
+			return nil, fmt.Errorf("%w: %w", pipeline.ErrRetryLater, err)
 		}
-		return out, err
 	}
+}
+
+// xrefResolver resolves mapping lookups through the state store's
+// cross-reference. Mappings compile before the store opens (validate never
+// opens it), so the store is set once the app has it.
+type xrefResolver struct{ store store.Store }
+
+func (r *xrefResolver) Resolve(ctx context.Context, system, object, key string) (string, bool, error) {
+	if r.store == nil {
+		return "", false, errors.New("the cross-reference is not open")
+	}
+	return r.store.LookupXref(ctx, system, object, key)
 }
 
 // run serves until ctx is done, then shuts down in order: stop intake,

@@ -218,7 +218,7 @@ func (p *Plugin) get(ctx context.Context) (*instance, error) {
 	inst, closed := p.cur, p.closed
 	p.mu.Unlock()
 	if closed {
-		return nil, connectors.E(p.name, connectors.Permanent, ErrClosed)
+		return nil, connectors.E(p.name, connectors.Transient, ErrClosed)
 	}
 	if inst != nil {
 		return inst, nil
@@ -247,7 +247,7 @@ func (p *Plugin) restart(ctx context.Context, dead *instance, reason string) err
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return connectors.E(p.name, connectors.Permanent, ErrClosed)
+		return connectors.E(p.name, connectors.Transient, ErrClosed)
 	}
 	if p.cur != dead {
 		p.mu.Unlock()
@@ -282,7 +282,10 @@ func (p *Plugin) restart(ctx context.Context, dead *instance, reason string) err
 	inst, err := p.startInstance(ctx)
 	if err != nil {
 		p.log.Error("plugin restart failed", "error", err, "restarts_in_a_row", p.inARow)
-		return err
+		// The records in flight are not at fault: they wait (Transient)
+		// while the plugin cannot run, whatever the cause, and the next
+		// call tries to start it again after the backoff.
+		return connectors.E(p.name, connectors.Transient, fmt.Errorf("restarting the plugin: %w", err))
 	}
 	p.mu.Lock()
 	closed := p.closed
@@ -292,7 +295,7 @@ func (p *Plugin) restart(ctx context.Context, dead *instance, reason string) err
 	p.mu.Unlock()
 	if closed {
 		inst.client.Kill()
-		return connectors.E(p.name, connectors.Permanent, ErrClosed)
+		return connectors.E(p.name, connectors.Transient, ErrClosed)
 	}
 	n := p.restarts.Add(1)
 	p.log.Warn("plugin restarted", "pid", inst.pid, "restarts", n, "reason", reason)

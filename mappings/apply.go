@@ -1,0 +1,467 @@
+package mappings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/tidwall/gjson"
+)
+
+// lookup is a compiled `lookup`.
+type lookup struct {
+	system, object string
+	missing        string
+	externalID     string
+}
+
+var missingModes = []string{"retry", "error", "null", "omit"}
+
+func (c *compiler) lookup(l *LookupSpec, path string) *lookup {
+	out := &lookup{system: l.System, object: l.Object, missing: l.Missing, externalID: l.ExternalID}
+	if l.ExternalID != "" {
+		if l.System != "" || l.Object != "" || l.Missing != "" {
+			c.add(l.Pos, path, "`external_id` builds the relationship itself; it takes no `system`, `object` or `missing`", "use either `external_id` or `system` + `object`")
+		}
+		return out
+	}
+	if l.System == "" || l.Object == "" {
+		c.add(l.Pos, path, "`lookup` needs `system` and `object` (the cross-reference to read), or `external_id`",
+			"e.g. `lookup: {system: salesforce, object: LoyaltyProgramMember}` or `lookup: {external_id: Ext_Id__c}`")
+	}
+	if out.missing == "" {
+		out.missing = "retry"
+	}
+	if !contains(missingModes, out.missing) {
+		c.add(l.Pos, path+".missing", "unknown value `"+l.Missing+"`", hintOr(didYouMean(l.Missing, missingModes), "valid: "+quoteList(missingModes, 4)))
+	}
+	return out
+}
+
+// state is the per-call working memory of Apply, pooled.
+type state struct {
+	m      *Mapping
+	ctx    context.Context
+	ev     eventEnv
+	levels [][]gjson.Result // extracted values per scope level
+	elems  []gjson.Result   // current element per level (level ≥ 1)
+	envs   []map[string]any // expression env per level
+	envOf  []*scope         // scope whose env is filled at that level (nil: stale)
+	index  []int            // current element index per level, for messages
+	vm     vm.VM
+}
+
+func (m *Mapping) newState() any {
+	n := m.depth + 1
+	st := &state{
+		m:      m,
+		levels: make([][]gjson.Result, n),
+		elems:  make([]gjson.Result, n),
+		envs:   make([]map[string]any, n),
+		envOf:  make([]*scope, n),
+		index:  make([]int, n),
+	}
+	st.levels[0] = make([]gjson.Result, len(m.root.ext.paths))
+	return st
+}
+
+// Apply maps one record. It returns ErrFiltered when the mapping's `when` is
+// false, a *RecordError when the record cannot be mapped (permanent), an
+// error wrapping ErrUnresolved when a lookup found no cross-reference entry
+// yet (retryable), or another error when the cross-reference cannot be read
+// (retryable). The result holds JSON-compatible values only.
+func (m *Mapping) Apply(ctx context.Context, in Input) (map[string]any, error) {
+	st := m.pool.Get().(*state)
+	st.m, st.ctx = m, ctx
+	st.ev = eventEnv{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Time: in.Time}
+	// One immutable copy of the data: every string read from it is a
+	// substring, so the result never aliases the caller's buffer.
+	doc := string(in.Data)
+	m.root.ext.extract(doc, st.levels[0])
+	out, err := st.run()
+	st.release()
+	m.pool.Put(st)
+	return out, err
+}
+
+func (st *state) release() {
+	for i := range st.levels {
+		clear(st.levels[i])
+	}
+	clear(st.elems)
+	for i, env := range st.envs {
+		if env != nil {
+			clear(env)
+		}
+		st.envOf[i] = nil
+	}
+	st.ctx = nil
+	st.ev = eventEnv{}
+}
+
+func (st *state) run() (map[string]any, error) {
+	m := st.m
+	if m.when != nil {
+		env, err := st.env(m.root)
+		if err != nil {
+			return nil, &RecordError{Field: "when", Err: err}
+		}
+		ok, err := st.vm.Run(m.when, env)
+		if err != nil {
+			return nil, &RecordError{Field: "when", Err: exprRunError(err)}
+		}
+		b, isBool := ok.(bool)
+		if !isBool {
+			return nil, &RecordError{Field: "when", Err: fmt.Errorf("the condition returned %s, not true or false", describeValue(ok))}
+		}
+		if !b {
+			return nil, ErrFiltered
+		}
+	}
+	out := make(map[string]any, len(m.fields))
+	for _, f := range m.fields {
+		v, ok, err := st.eval(f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[f.name] = v
+		}
+	}
+	return out, nil
+}
+
+// eval computes one field: its source, then transform → map → lookup on a
+// present value, then default and required.
+func (st *state) eval(f *field) (any, bool, error) {
+	var v any
+	var ok bool
+	var err error
+	steps := f.transforms
+	if f.kind == srcPath && len(steps) > 0 && steps[0].sfn != nil && st.levels[f.level][f.slot].Type == gjson.String {
+		// Text read from the data through text transforms: no boxing in between.
+		var n int
+		if v, n, err = runText(steps, st.levels[f.level][f.slot].Str); err != nil {
+			return nil, false, st.recordErr(f, err)
+		}
+		ok, steps = true, steps[n:]
+	} else if v, ok, err = st.source(f); err != nil {
+		return nil, false, err
+	}
+	if ok && v != nil {
+		if len(steps) > 0 {
+			if v, err = runTransforms(steps, v); err != nil {
+				return nil, false, st.recordErr(f, err)
+			}
+		}
+		if f.hasMap && v != nil {
+			if v, err = st.mapValue(f, v); err != nil {
+				return nil, false, err
+			}
+		}
+		if f.lookup != nil && v != nil {
+			if v, ok, err = st.lookup(f, v); err != nil {
+				return nil, false, err
+			}
+		}
+		if v, err = finalValue(v); err != nil {
+			return nil, false, st.recordErr(f, err)
+		}
+	}
+	if (!ok || v == nil) && f.hasDefault {
+		v, ok = cloneJSON(f.def), true
+	}
+	if f.required && (!ok || v == nil) {
+		what := "missing"
+		if ok {
+			what = "null"
+		}
+		return nil, false, st.recordErr(f, fmt.Errorf("required value is %s (%s)", what, st.describeSource(f)))
+	}
+	return v, ok, nil
+}
+
+// source reads a field's raw value; ok is false when it is missing.
+func (st *state) source(f *field) (any, bool, error) {
+	switch f.kind {
+	case srcPath:
+		r := st.levels[f.level][f.slot]
+		if !exists(r) {
+			return nil, false, nil
+		}
+		return resultValue(r), true, nil
+	case srcThis:
+		r := st.elems[f.level]
+		if !exists(r) {
+			return nil, false, nil
+		}
+		return resultValue(r), true, nil
+	case srcEvent:
+		switch f.event {
+		case evID:
+			return st.ev.ID, st.ev.ID != "", nil
+		case evType:
+			return st.ev.Type, st.ev.Type != "", nil
+		case evSource:
+			return st.ev.Source, st.ev.Source != "", nil
+		case evSubject:
+			return st.ev.Subject, st.ev.Subject != "", nil
+		case evTime:
+			if st.ev.Time.IsZero() {
+				return nil, false, nil
+			}
+			return st.ev.Time, true, nil
+		}
+	case srcConst:
+		return cloneJSON(f.konst), true, nil
+	case srcExpr:
+		env, err := st.env(f.scope)
+		if err != nil {
+			return nil, false, st.recordErr(f, err)
+		}
+		v, err := st.vm.Run(f.prog, env)
+		if err != nil {
+			return nil, false, st.recordErr(f, exprRunError(err))
+		}
+		if v, err = exprResult(v); err != nil {
+			return nil, false, st.recordErr(f, err)
+		}
+		return v, true, nil
+	case srcObject:
+		obj := make(map[string]any, len(f.children))
+		for _, c := range f.children {
+			v, ok, err := st.eval(c)
+			if err != nil {
+				return nil, false, err
+			}
+			if ok {
+				obj[c.name] = v
+			}
+		}
+		return obj, true, nil
+	case srcEach:
+		return st.each(f)
+	}
+	return nil, false, nil
+}
+
+func (st *state) each(f *field) (any, bool, error) {
+	r := st.levels[f.level][f.slot]
+	if !exists(r) {
+		return nil, false, nil
+	}
+	if r.Type == gjson.Null {
+		return nil, true, nil
+	}
+	if !r.IsArray() {
+		return nil, false, st.recordErr(f, fmt.Errorf("`each` needs an array, got %s", shortJSON(r.Raw)))
+	}
+	es := f.eachScope
+	lv := es.level
+	if cap(st.levels[lv]) < len(es.ext.paths) {
+		st.levels[lv] = make([]gjson.Result, len(es.ext.paths))
+	}
+	buf := st.levels[lv][:len(es.ext.paths)]
+	st.levels[lv] = buf
+	out := make([]any, 0, 4)
+	var err error
+	i := 0
+	r.ForEach(func(_, el gjson.Result) bool {
+		st.index[lv] = i
+		st.elems[lv] = el
+		st.envOf[lv] = nil
+		clear(buf)
+		es.ext.extract(el.Raw, buf)
+		var v any
+		var ok bool
+		if v, ok, err = st.eval(f.elem); err != nil {
+			return false
+		}
+		if !ok {
+			v = nil
+		}
+		out = append(out, v)
+		i++
+		return true
+	})
+	st.envOf[lv] = nil
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
+
+// env returns the expression env of scope sc for the current record or
+// element, filling it on first use.
+func (st *state) env(sc *scope) (map[string]any, error) {
+	lv := sc.level
+	if st.envOf[lv] == sc {
+		return st.envs[lv], nil
+	}
+	env := st.envs[lv]
+	if env == nil {
+		env = make(map[string]any, len(sc.vars)+1)
+		st.envs[lv] = env
+	} else {
+		clear(env)
+	}
+	env["$event"] = &st.ev
+	for _, v := range sc.vars {
+		val, err := varValue(st.levels[v.level][v.slot], v.typ)
+		if err != nil {
+			return nil, fmt.Errorf("source field %s: %w", v.name, err)
+		}
+		env[v.name] = val
+	}
+	st.envOf[lv] = sc
+	return env, nil
+}
+
+func (st *state) mapValue(f *field, v any) (any, error) {
+	key, ok := mapKey(v)
+	if ok {
+		if t, found := f.mapv[key]; found {
+			return cloneJSON(t), nil
+		}
+	}
+	if f.hasFallback {
+		return cloneJSON(f.fallback), nil
+	}
+	return nil, st.recordErr(f, fmt.Errorf("value %s is not in the map (known: %s); add it to `map` or give a `fallback`",
+		describeValue(v), quoteList(f.mapKeys, 12)))
+}
+
+func (st *state) lookup(f *field, v any) (any, bool, error) {
+	l := f.lookup
+	key, ok := mapKey(v)
+	if !ok {
+		return nil, false, st.recordErr(f, fmt.Errorf("lookup key must be text or a number, got %s", describeValue(v)))
+	}
+	if l.externalID != "" {
+		return map[string]any{l.externalID: v}, true, nil
+	}
+	if st.m.resolver == nil {
+		return nil, false, fmt.Errorf("mapping %s: field %s: lookup %s/%s: the mapping was compiled without a cross-reference (mappings.WithResolver)", st.m.name, st.label(f), l.system, l.object)
+	}
+	id, found, err := st.m.resolver.Resolve(st.ctx, l.system, l.object, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("mapping %s: field %s: lookup %s/%s %q: %w", st.m.name, st.label(f), l.system, l.object, key, err)
+	}
+	if found {
+		return id, true, nil
+	}
+	switch l.missing {
+	case "null":
+		return nil, true, nil
+	case "omit":
+		return nil, false, nil
+	case "error":
+		return nil, false, st.recordErr(f, fmt.Errorf("no %s %s is known for %q in the cross-reference", l.system, l.object, key))
+	}
+	return nil, false, fmt.Errorf("mapping %s: field %s: %s %s for %q: %w", st.m.name, st.label(f), l.system, l.object, key, ErrUnresolved)
+}
+
+func (st *state) recordErr(f *field, err error) error {
+	return &RecordError{Field: st.label(f), Err: err}
+}
+
+// label renders the field's label with the current element indexes:
+// "Lines[].Sku" → "Lines[2].Sku".
+func (st *state) label(f *field) string {
+	l := f.label
+	if !strings.Contains(l, "[]") {
+		return l
+	}
+	var b strings.Builder
+	lv := 1
+	for {
+		i := strings.Index(l, "[]")
+		if i < 0 {
+			b.WriteString(l)
+			break
+		}
+		b.WriteString(l[:i])
+		b.WriteString("[" + strconv.Itoa(st.index[min(lv, len(st.index)-1)]) + "]")
+		l = l[i+2:]
+		lv++
+	}
+	return b.String()
+}
+
+func (st *state) describeSource(f *field) string {
+	switch f.kind {
+	case srcPath:
+		r := st.levels[f.level][f.slot]
+		path := f.path
+		if exists(r) && r.Type == gjson.Null {
+			return "`" + path + "` is null"
+		}
+		if exists(r) {
+			return "`" + path + "` became null"
+		}
+		return "`" + path + "` is not in the event data"
+	case srcEvent:
+		return "$event." + eventAttrs[f.event] + " is empty"
+	case srcExpr:
+		return "the expression returned nil"
+	case srcEach:
+		return "`each` source is missing"
+	case srcThis:
+		return "the element is null"
+	}
+	return "no value"
+}
+
+// finalValue makes a pipeline result JSON-compatible (times become
+// RFC 3339 text).
+func finalValue(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, string, bool, int64, float64, map[string]any:
+		return v, nil
+	case time.Time:
+		return x.Format(time.RFC3339Nano), nil
+	case []any:
+		for i, e := range x {
+			if t, ok := e.(time.Time); ok {
+				x[i] = t.Format(time.RFC3339Nano)
+			}
+		}
+		return x, nil
+	}
+	return exprResult(v)
+}
+
+// cloneJSON copies composite constants so results never share memory.
+func cloneJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = cloneJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneJSON(e)
+		}
+		return out
+	}
+	return v
+}
+
+func exprRunError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		if fe.Prev != nil {
+			return fmt.Errorf("expression: %w", fe.Prev)
+		}
+		return fmt.Errorf("expression: %s", fe.Message)
+	}
+	return fmt.Errorf("expression: %w", err)
+}
