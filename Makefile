@@ -6,6 +6,9 @@ PKGS     := ./...
 # `make test` runs everything else, integration tests included.
 TESTFLAGS ?= -count=1 -timeout 20m
 
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+
 .PHONY: all build run test test-race soak bench fuzz vet proto clean
 
 all: build
@@ -28,10 +31,19 @@ test-race:
 soak:
 	LOYALTYHUB_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Soak' $(PKGS)
 
-## bench: throughput and cost figures (end to end, mapping, store, bus, plugins).
+## bench: throughput and cost figures (end to end, mapping, store, bus, plugin boundary).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/loyaltyhub/
-	$(GO) test -run '^$$' -bench . -timeout 30m ./pipeline/... ./mappings/...
+	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./mappings/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./pipeline/...
+	$(GO) test -run '^$$' -bench BenchmarkWrite -benchtime 2s -timeout 30m ./plugins/host/
+
+## proto: regenerate the plugin protocol's Go code from plugins/proto/connector.proto.
+proto:
+	command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
+	GOFLAGS= $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOFLAGS= $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" plugins/gen.sh
 
 vet:
 	$(GO) vet $(PKGS)

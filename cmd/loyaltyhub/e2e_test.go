@@ -394,3 +394,32 @@ func withSearchPath(t *testing.T, dsn, schema string) string {
 	}
 	return dsn + sep + "search_path=" + schema
 }
+
+// TestSoakRepeatedHubKills is the long version of the crash test: 30,000
+// events, the hub killed with SIGKILL five times while they flow. It runs
+// with `make soak` (LOYALTYHUB_SOAK=1), not in `make test`.
+func TestSoakRepeatedHubKills(t *testing.T) {
+	if os.Getenv("LOYALTYHUB_SOAK") == "" {
+		t.Skip("soak test: run with `make soak` (LOYALTYHUB_SOAK=1)")
+	}
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{})
+	h.start()
+	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 3000, Events: 30000, DuplicateRate: 0.1, ReorderRate: 0.1, Seed: 99})
+	sent := make(chan error, 1)
+	go func() {
+		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 5 * time.Minute}
+		sent <- sender.Send(context.Background(), plan.Deliveries, func(int) { time.Sleep(20 * time.Millisecond) })
+	}()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for i := 0; i < 5; i++ {
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		h.stop(syscall.SIGKILL)
+		h.start()
+	}
+	require.NoError(t, <-sent)
+	waitConverged(t, o, plan, 5*time.Minute)
+	h.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
+}
