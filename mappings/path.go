@@ -217,7 +217,7 @@ func (w *walker) set(n *trieNode, raw string) {
 			continue
 		}
 		if !parsed {
-			r, parsed = gjson.Parse(raw), true
+			r, parsed = parseRaw(raw), true
 		}
 		w.out[s] = r
 		w.left--
@@ -225,6 +225,30 @@ func (w *walker) set(n *trieNode, raw string) {
 	if w.left <= 0 {
 		w.done = true
 	}
+}
+
+// parseRaw is gjson.Parse for one complete JSON value, with fast paths for
+// the common text and literals.
+func parseRaw(raw string) gjson.Result {
+	switch raw[0] {
+	case '"':
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' && strings.IndexByte(raw, '\\') < 0 {
+			return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+		}
+	case 't':
+		if raw == "true" {
+			return gjson.Result{Type: gjson.True, Raw: raw}
+		}
+	case 'f':
+		if raw == "false" {
+			return gjson.Result{Type: gjson.False, Raw: raw}
+		}
+	case 'n':
+		if raw == "null" {
+			return gjson.Result{Type: gjson.Null, Raw: raw}
+		}
+	}
+	return gjson.Parse(raw)
 }
 
 func skipWS(doc string, i int) int {
