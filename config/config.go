@@ -95,6 +95,10 @@ type HTTP struct {
 	// ShutdownTimeout is how long a graceful shutdown waits for requests
 	// in flight. Default 30s; range 1s to 1h.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" min:"1s" max:"1h" desc:"How long a graceful shutdown waits for requests in flight."`
+	// AdminToken is the bearer token of the admin API (/v1/syncs,
+	// /v1/dead-letters). When unset, the admin API answers only requests
+	// from the loopback interface. Default unset.
+	AdminToken Secret `yaml:"admin_token" desc:"Bearer token of the admin API; unset: loopback requests only."`
 }
 
 // Bus sets the durable bus.

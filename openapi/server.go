@@ -76,6 +76,11 @@ type ServerConfig struct {
 	// Metrics when that is also a Registerer (a *prometheus.Registry), and
 	// prometheus.DefaultRegisterer when Metrics is nil.
 	Registerer prometheus.Registerer
+	// Admin serves the admin API (syncs, dead letters, replay). Nil answers 503.
+	Admin Admin
+	// AdminToken, when set, is the bearer token the admin API requires;
+	// when empty, the admin API answers only loopback requests.
+	AdminToken string
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -196,6 +201,10 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 		"getHealth":  s.getHealth,
 		"getReady":   s.getReady,
 		"getMetrics": s.getMetrics,
+
+		"listSyncs":        s.listSyncs,
+		"listDeadLetters":  s.listDeadLetters,
+		"replayDeadLetter": s.replayDeadLetter,
 	}
 	// hub.yaml and the handlers must name the same operations.
 	for path, item := range doc.Paths.Map() {
@@ -277,7 +286,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(rec, &Problem{
 			Type:   problemNotFound,
 			Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no operation at %s; the hub serves POST /v1/events/{source}, GET /healthz, GET /readyz and GET /metrics", r.URL.Path),
+			Detail: fmt.Sprintf("no operation at %s; the hub serves POST /v1/events/{source}, GET /v1/syncs, GET /v1/dead-letters, POST /v1/dead-letters/{id}/replay, GET /healthz, GET /readyz and GET /metrics", r.URL.Path),
 		})
 		return
 	}

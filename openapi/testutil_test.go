@@ -116,7 +116,8 @@ type request struct {
 	contentType string
 	body        []byte
 	header      map[string]string
-	chunked     bool // send without Content-Length
+	chunked     bool   // send without Content-Length
+	remoteAddr  string // default httptest's 192.0.2.1:1234 (not loopback)
 }
 
 // do sends req to ts and checks that the answer matches hub.yaml.
@@ -132,6 +133,9 @@ func (ts *testServer) do(t *testing.T, req request) response {
 	r := httptest.NewRequest(req.method, req.path, body)
 	if req.chunked {
 		r.ContentLength = -1
+	}
+	if req.remoteAddr != "" {
+		r.RemoteAddr = req.remoteAddr
 	}
 	if req.contentType != "" {
 		r.Header.Set("Content-Type", req.contentType)

@@ -212,6 +212,8 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		Metrics:        reg,
 		Registerer:     reg,
 		Ready:          func() error { return nil },
+		Admin:          adminAPI{a},
+		AdminToken:     cfg.HTTP.AdminToken.Value(),
 	}, a.bus.Publisher(), logger.With("component", "http"))
 	if err != nil {
 		return nil, err
@@ -316,4 +318,31 @@ func busLabel(cfg *config.Config) string {
 		return "embedded NATS JetStream"
 	}
 	return "NATS JetStream (external)"
+}
+
+// adminAPI serves the HTTP admin API from the app's hub and store.
+type adminAPI struct{ a *app }
+
+func (x adminAPI) Syncs(ctx context.Context) ([]openapi.SyncStatus, error) {
+	st, err := x.a.hub.Status(ctx, x.a.store)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]openapi.SyncStatus, len(st))
+	for i, s := range st {
+		out[i] = openapi.SyncStatus{Name: s.Name, Topic: s.Topic, Connector: s.System, Object: s.Object,
+			Applied: s.Counts.Applied, Skipped: s.Counts.Skipped, Dead: s.Counts.Dead}
+		if s.Backlog >= 0 {
+			out[i].Backlog = &s.Backlog
+		}
+	}
+	return out, nil
+}
+
+func (x adminAPI) DeadLetters(ctx context.Context, sync string, afterID int64, limit int) ([]store.DeadLetter, error) {
+	return x.a.store.DeadLetters(ctx, sync, afterID, limit)
+}
+
+func (x adminAPI) Replay(ctx context.Context, id int64) (store.DeadLetter, error) {
+	return x.a.hub.Replay(ctx, x.a.store, x.a.bus.Publisher(), id)
 }

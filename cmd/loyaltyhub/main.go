@@ -35,7 +35,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), validateCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
+	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
 	return root
 }
 
