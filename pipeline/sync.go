@@ -328,17 +328,22 @@ func (s *Sync) process(batch []*pending) {
 		}
 	}
 	var candidates []*pending
+	copies := map[*pending]*pending{} // a second delivery of an event → the delivery that goes on
 	for _, p := range batch {
 		n := newest[p.ev.Subject]
 		switch {
 		case n == p:
 			candidates = append(candidates, p)
+		case p.ev.ID == n.ev.ID:
+			// The same event delivered twice: one outcome, shared.
+			copies[p] = n
 		case p.ev.Version < n.ev.Version:
 			final(p, s.skipped(p, "stale"))
 		default:
 			final(p, s.skipped(p, "duplicate"))
 		}
 	}
+
 
 	// 2. The version guard.
 	items := make([]store.Item, len(candidates))
@@ -351,7 +356,7 @@ func (s *Sync) process(batch []*pending) {
 		for _, p := range batch {
 			retry(p, "state store: "+err.Error())
 		}
-		s.answer(batch, answers)
+		s.answer(batch, answers, copies)
 		return
 	}
 
@@ -423,7 +428,7 @@ func (s *Sync) process(batch []*pending) {
 			for _, p := range batch {
 				retry(p, "state store: "+err.Error())
 			}
-			s.answer(batch, answers)
+			s.answer(batch, answers, copies)
 			return
 		}
 		for _, r := range finals {
@@ -432,7 +437,7 @@ func (s *Sync) process(batch []*pending) {
 		s.logDead(finals)
 	}
 	s.metrics.batchSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
-	s.answer(batch, answers)
+	s.answer(batch, answers, copies)
 }
 
 // owned is one record to write and the event it comes from.
@@ -613,10 +618,15 @@ func (s *Sync) waitForTarget(ctx context.Context) {
 	}
 }
 
-func (s *Sync) answer(batch []*pending, answers map[*pending]error) {
+// answer gives each event of the batch its outcome; a second delivery of an
+// event gets the outcome of the delivery that went on.
+func (s *Sync) answer(batch []*pending, answers map[*pending]error, copies map[*pending]*pending) {
 	retries := 0
 	for _, p := range batch {
 		err := answers[p]
+		if n, ok := copies[p]; ok {
+			err = answers[n]
+		}
 		if err != nil {
 			retries++
 		}
