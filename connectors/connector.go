@@ -7,6 +7,7 @@ package connectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -168,6 +169,21 @@ type ObjectSchema struct {
 type SchemaDescriber interface {
 	DescribeObject(ctx context.Context, object string) (ObjectSchema, error)
 }
+
+// RecordGetter is a connector that can read one record of its target by
+// external id, so that a tool can show what a write would change (`loyaltyhub
+// mapping preview`) without writing. It is optional.
+type RecordGetter interface {
+	// GetRecord returns the fields of the record of object whose
+	// externalIDField equals key ("Id" or "" reads by the target's own id).
+	// found is false, with a nil error, when no such record exists; an
+	// unknown object or field is an error.
+	GetRecord(ctx context.Context, object, externalIDField, key string) (fields map[string]any, found bool, err error)
+}
+
+// ErrCannotReadRecords is wrapped by the error GetRecord returns for a
+// connector (or plugin) that does not implement RecordGetter.
+var ErrCannotReadRecords = errors.New("this connector cannot read records")
 
 // Change is one change read from a source: it becomes one hub event.
 type Change struct {

@@ -15,12 +15,19 @@ type TargetSchema struct {
 	// Object is the target object's name, for messages.
 	Object string
 	// Operation is what the sync does: "upsert" (fields must be createable
-	// and updateable), "insert" (createable), "update" (updateable) or
-	// "delete" (fields are not checked). Empty: upsert.
+	// and updateable, see OmitsCreateOnlyOnUpdate), "insert" (createable),
+	// "update" (updateable) or "delete" (fields are not checked). Empty:
+	// upsert.
 	Operation string
 	// ExternalIDField is the upsert key; it must be createable but need not
 	// be updateable.
 	ExternalIDField string
+	// OmitsCreateOnlyOnUpdate says the connector leaves fields that are
+	// createable but not updateable out when an upsert updates a record that
+	// exists (the Salesforce connector does, for LoyaltyProgramMember.ProgramId
+	// say), so an upsert may map them: they are written on create only.
+	// Default false: an upsert needs fields both createable and updateable.
+	OmitsCreateOnlyOnUpdate bool
 	// Fields are the object's fields.
 	Fields []TargetField
 }
@@ -119,7 +126,7 @@ func (m *Mapping) CheckSchema(schema TargetSchema) []Problem {
 			if info.kind == "object" || info.kind == "" {
 				if ref := relationshipField(f.name, byName); ref != nil {
 					mapped[ref.Name] = f
-					if !writable(ref, op, schema.ExternalIDField) {
+					if !writable(ref, op, schema) {
 						add(pos, path, notWritable(ref, op, obj), "remove the field or change the sync's operation")
 					}
 					continue
@@ -132,7 +139,7 @@ func (m *Mapping) CheckSchema(schema TargetSchema) []Problem {
 			add(pos, path, "unknown field `"+f.name+"` on "+obj, hint)
 			continue
 		}
-		if !writable(tf, op, schema.ExternalIDField) {
+		if !writable(tf, op, schema) {
 			add(pos, path, notWritable(tf, op, obj), "remove the field or change the sync's operation")
 		}
 		class := typeClass(tf.Type)
@@ -179,14 +186,14 @@ func (m *Mapping) CheckSchema(schema TargetSchema) []Problem {
 	return probs
 }
 
-func writable(tf *TargetField, op, extID string) bool {
+func writable(tf *TargetField, op string, schema TargetSchema) bool {
 	switch op {
 	case "insert":
 		return tf.Createable
 	case "update":
 		return tf.Updateable
 	}
-	if tf.Name == extID {
+	if tf.Name == schema.ExternalIDField || schema.OmitsCreateOnlyOnUpdate {
 		return tf.Createable
 	}
 	return tf.Createable && tf.Updateable

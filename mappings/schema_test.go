@@ -58,6 +58,17 @@ fields:
 		{name: "read-only and not updateable", src: "fields:\n  CreatedDate: {from: c}\n  Program__c: {value: a0X}\n  MembershipNumber: {value: x}\n  EnrollmentDate: {value: 2024-01-01}\n",
 			want: []string{"m.yaml:2:3: fields.CreatedDate: `CreatedDate` of LoyaltyProgramMember is read-only, so an upsert cannot write it; remove the field or change the sync's operation",
 				"m.yaml:3:3: fields.Program__c: `Program__c` of LoyaltyProgramMember is not updateable, so an upsert cannot write it; remove the field or change the sync's operation"}},
+		{name: "upsert may write create-only fields when the connector leaves them out of updates",
+			src:    "fields:\n  Program__c: {value: a0X}\n  Program__r: {from: p, lookup: {external_id: Ext__c}}\n  MembershipNumber: {value: x}\n  EnrollmentDate: {value: 2024-01-01}\n  CreatedDate: {from: c}\n",
+			schema: func(s mappings.TargetSchema) mappings.TargetSchema { s.OmitsCreateOnlyOnUpdate = true; return s },
+			want:   []string{"m.yaml:6:3: fields.CreatedDate: `CreatedDate` of LoyaltyProgramMember is read-only, so an upsert cannot write it; remove the field or change the sync's operation"}},
+		{name: "update may not write create-only fields even when the connector leaves them out",
+			src: "fields:\n  Program__c: {value: a0X}\n",
+			schema: func(s mappings.TargetSchema) mappings.TargetSchema {
+				s.Operation, s.OmitsCreateOnlyOnUpdate = "update", true
+				return s
+			},
+			want: []string{"m.yaml:2:3: fields.Program__c: `Program__c` of LoyaltyProgramMember is not updateable, so an update cannot write it; remove the field or change the sync's operation"}},
 		{name: "insert may write createable-only fields", src: "fields:\n  Program__c: {value: a0X}\n  MembershipNumber: {value: x}\n  EnrollmentDate: {value: 2024-01-01}\n",
 			schema: func(s mappings.TargetSchema) mappings.TargetSchema { s.Operation = "insert"; return s }},
 		{name: "update does not need required fields", src: "fields:\n  Points__c: {from: p, transform: [number]}\n",

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -271,6 +272,41 @@ func converged(o *org, plan *ledgeremu.Plan) (bool, string) {
 	return true, ""
 }
 
+// waitDrained waits until the hub has an outcome for every distinct event of
+// the plan and nothing left on the bus: after a crash, events that were in
+// flight come back after bus.ack_wait, when the org may already hold the
+// newest versions.
+func (h *hub) waitDrained(plan *ledgeremu.Plan, within time.Duration) {
+	h.t.Helper()
+	var last string
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + h.addr + "/v1/syncs")
+		if err == nil {
+			var out struct {
+				Syncs []struct {
+					Name                   string
+					Applied, Skipped, Dead int64
+					Backlog                *int
+				} `json:"syncs"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			for _, s := range out.Syncs {
+				if s.Name != syncLPM {
+					continue
+				}
+				last = fmt.Sprintf("%+v backlog %v", s, s.Backlog)
+				if s.Backlog != nil && *s.Backlog == 0 && s.Applied+s.Skipped+s.Dead >= int64(plan.Distinct) {
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.t.Fatalf("the hub did not drain within %v: %s", within, last)
+}
+
 func waitConverged(t *testing.T, o *org, plan *ledgeremu.Plan, within time.Duration) {
 	t.Helper()
 	var why string
@@ -315,6 +351,7 @@ func TestEndToEnd10000Events(t *testing.T) {
 	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100}
 	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
 	waitConverged(t, o, plan, 2*time.Minute)
+	h.waitDrained(plan, time.Minute)
 	h.stop(syscall.SIGTERM)
 	writes := o.neverOlder(t)
 	c := checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
@@ -345,6 +382,7 @@ func TestEndToEndSurvivesSIGKILL(t *testing.T) {
 
 	require.NoError(t, <-sent)
 	waitConverged(t, o, plan, 3*time.Minute)
+	h.waitDrained(plan, time.Minute)
 	h.stop(syscall.SIGTERM)
 	o.neverOlder(t)
 	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
@@ -389,6 +427,7 @@ func TestEndToEndExternalNATSAndPostgres(t *testing.T) {
 	h.start()
 	require.NoError(t, <-sent)
 	waitConverged(t, o, plan, 3*time.Minute)
+	h.waitDrained(plan, time.Minute)
 	h.stop(syscall.SIGTERM)
 	o.neverOlder(t)
 	checkOutcomes(t, "postgres", dsn, plan)
@@ -427,6 +466,7 @@ func TestSoakRepeatedHubKills(t *testing.T) {
 	}
 	require.NoError(t, <-sent)
 	waitConverged(t, o, plan, 5*time.Minute)
+	h.waitDrained(plan, 2*time.Minute)
 	h.stop(syscall.SIGTERM)
 	o.neverOlder(t)
 	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)

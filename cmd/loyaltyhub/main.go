@@ -36,6 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
+	root.AddCommand(mappingCmd())
 	return root
 }
 
@@ -64,22 +65,44 @@ func runCmd() *cobra.Command {
 }
 
 func validateCmd() *cobra.Command {
-	var path string
+	var (
+		path    string
+		offline bool
+	)
 	cmd := &cobra.Command{
 		Use:   "validate -c FILE",
-		Short: "Check a config (connectors' settings, mappings) without starting anything",
+		Short: "Check a config (connectors' settings, mappings), then its mappings against the targets' schemas",
+		Long: `Check a config without running the hub: the file, every connector's settings against
+its schema, every mapping compiled. Then, unless --offline, start each connector a sync writes
+to, describe each sync's target object and check the mapping against it: every field exists, may
+be written by the sync's mode, gets a value of a fitting type and valid picklist values, and
+every required field is mapped. A connector that cannot be reached is a problem.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := newLogger(io.Discard, config.Log{Level: "error"})
-			cfg, _, err := loadConfig(cmd.Context(), path, logger)
+			cfg, maps, err := loadConfig(cmd.Context(), path, logger)
 			if err != nil {
 				return fmt.Errorf("%s is not valid:\n%w", path, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is valid: %d source(s), %d connector(s), %d sync(s)\n",
-				path, len(cfg.Sources), len(cfg.Connectors), len(cfg.Syncs))
+			out := cmd.OutOrStdout()
+			summary := fmt.Sprintf("%d source(s), %d connector(s), %d sync(s)", len(cfg.Sources), len(cfg.Connectors), len(cfg.Syncs))
+			if offline {
+				fmt.Fprintf(out, "%s is valid: %s (offline: mappings not checked against the targets)\n", path, summary)
+				return nil
+			}
+			rep := checkSchemas(cmd.Context(), cfg, maps, logger)
+			for _, n := range rep.Notes {
+				fmt.Fprintln(out, n)
+			}
+			if len(rep.Problems) > 0 {
+				return fmt.Errorf("%s is not valid against its targets:\n%s", path, strings.Join(rep.Problems, "\n"))
+			}
+			fmt.Fprintf(out, "%s is valid: %s; %d of %d mapping(s) checked against the targets' schemas\n",
+				path, summary, rep.Checked, len(cfg.Syncs))
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "loyaltyhub.yaml", "config file")
+	cmd.Flags().BoolVar(&offline, "offline", false, "skip the checks against the targets (start no connector)")
 	return cmd
 }
 

@@ -232,6 +232,7 @@ func TestEndToEndConnectorProcessKilled20Times(t *testing.T) {
 	}
 	require.NoError(t, <-sent)
 	waitConverged(t, o, plan, 3*time.Minute)
+	h.waitDrained(plan, time.Minute)
 
 	// The hub never exited.
 	require.NoError(t, h.cmd.Process.Signal(syscall.Signal(0)), "the hub process is alive")

@@ -1,7 +1,8 @@
 // Package salesforce is the built-in Salesforce connector: it writes batches
 // of records to sObjects through the REST API's sObject Collections (upsert by
 // external id, insert, update, delete; up to 200 records a call), describes
-// sObjects for mapping validation, and reports the org's API usage.
+// sObjects for mapping validation, reads single records by external id for
+// previews (GetRecord), and reports the org's API usage.
 //
 // Login goes through github.com/k-capehart/go-salesforce/v3 (OAuth 2.0
 // client-credentials or username-password flow). The data calls are made here
@@ -174,4 +175,5 @@ var (
 	_ connectors.Connector       = (*Connector)(nil)
 	_ connectors.Writer          = (*Connector)(nil)
 	_ connectors.SchemaDescriber = (*Connector)(nil)
+	_ connectors.RecordGetter    = (*Connector)(nil)
 )

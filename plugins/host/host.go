@@ -503,6 +503,26 @@ func (p *Plugin) DescribeObject(ctx context.Context, object string) (connectors.
 	return out, err
 }
 
+// GetRecord reads one record of the plugin's target by external id. A
+// plugin that cannot read records (no RecordGetter, or built before the RPC
+// existed) gives a Permanent error wrapping connectors.ErrCannotReadRecords.
+func (p *Plugin) GetRecord(ctx context.Context, object, externalIDField, key string) (map[string]any, bool, error) {
+	op := p.name + ": get record"
+	var (
+		fields map[string]any
+		found  bool
+	)
+	err := p.call(ctx, "get record", func(ctx context.Context, c *wire.Client) error {
+		var err error
+		fields, found, err = c.GetRecord(ctx, object, externalIDField, key)
+		if status.Code(err) == codes.Unimplemented {
+			return connectors.E(op, connectors.Permanent, connectors.ErrCannotReadRecords)
+		}
+		return err
+	})
+	return fields, found, err
+}
+
 // Close stops the health checks and the child process (asking it to shut
 // down first, then killing it). It is safe to call more than once.
 func (p *Plugin) Close() error {
@@ -545,6 +565,9 @@ func (p *Plugin) Restarts() int { return int(p.restarts.Load()) }
 // Capabilities says which optional parts of the protocol the plugin serves.
 type Capabilities struct {
 	Write, Read, DescribeObject bool
+	// GetRecord: the plugin reads single records (only plugins built with
+	// an SDK that knows the GetRecord RPC report it).
+	GetRecord bool
 	// SDK is what the plugin reported as its SDK ("loyaltyhub-go-sdk/1").
 	SDK string
 }
@@ -553,7 +576,7 @@ type Capabilities struct {
 func (p *Plugin) Capabilities() Capabilities {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Capabilities{Write: p.caps.Write, Read: p.caps.Read, DescribeObject: p.caps.DescribeObject, SDK: p.caps.SDK}
+	return Capabilities{Write: p.caps.Write, Read: p.caps.Read, DescribeObject: p.caps.DescribeObject, GetRecord: p.caps.GetRecord, SDK: p.caps.SDK}
 }
 
 // Interface guards.
@@ -562,4 +585,5 @@ var (
 	_ connectors.Writer          = (*Plugin)(nil)
 	_ connectors.Reader          = (*Plugin)(nil)
 	_ connectors.SchemaDescriber = (*Plugin)(nil)
+	_ connectors.RecordGetter    = (*Plugin)(nil)
 )

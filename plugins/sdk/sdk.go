@@ -32,6 +32,9 @@ type (
 	Reader = connectors.Reader
 	// SchemaDescriber is implemented by a connector that describes its objects.
 	SchemaDescriber = connectors.SchemaDescriber
+	// RecordGetter is implemented by a connector that reads single records
+	// by external id (for `loyaltyhub mapping preview`).
+	RecordGetter = connectors.RecordGetter
 
 	Description   = connectors.Description
 	Operation     = connectors.Operation
@@ -102,7 +105,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *serveConfig) { c.logger 
 //
 // What the SDK does for you: it rejects a config that is not a JSON object
 // before Configure sees it, answers "not supported" for Write, Read and
-// DescribeObject when c does not implement Writer, Reader or SchemaDescriber,
+// DescribeObject when c does not implement Writer, Reader or SchemaDescriber
+// (and UNIMPLEMENTED for GetRecord when it implements no RecordGetter),
 // turns a panic in c into an error of kind Other, and fails a Write whose
 // answer has not exactly one Result per record.
 func Serve(c Connector, opts ...Option) {

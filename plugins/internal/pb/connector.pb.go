@@ -271,6 +271,7 @@ type Capabilities struct {
 	Write          bool                   `protobuf:"varint,1,opt,name=write,proto3" json:"write,omitempty"`                                         // Write
 	Read           bool                   `protobuf:"varint,2,opt,name=read,proto3" json:"read,omitempty"`                                           // Read
 	DescribeObject bool                   `protobuf:"varint,3,opt,name=describe_object,json=describeObject,proto3" json:"describe_object,omitempty"` // DescribeObject
+	GetRecord      bool                   `protobuf:"varint,4,opt,name=get_record,json=getRecord,proto3" json:"get_record,omitempty"`                // GetRecord
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -322,6 +323,13 @@ func (x *Capabilities) GetRead() bool {
 func (x *Capabilities) GetDescribeObject() bool {
 	if x != nil {
 		return x.DescribeObject
+	}
+	return false
+}
+
+func (x *Capabilities) GetGetRecord() bool {
+	if x != nil {
+		return x.GetRecord
 	}
 	return false
 }
@@ -1622,6 +1630,129 @@ func (x *DescribeObjectResponse) GetError() *Error {
 	return nil
 }
 
+type GetRecordRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Object string                 `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	// external_id_field is the field holding key; "Id" or empty: the target's own id.
+	ExternalIdField string `protobuf:"bytes,2,opt,name=external_id_field,json=externalIdField,proto3" json:"external_id_field,omitempty"`
+	Key             string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetRecordRequest) Reset() {
+	*x = GetRecordRequest{}
+	mi := &file_connector_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecordRequest) ProtoMessage() {}
+
+func (x *GetRecordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecordRequest.ProtoReflect.Descriptor instead.
+func (*GetRecordRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetRecordRequest) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *GetRecordRequest) GetExternalIdField() string {
+	if x != nil {
+		return x.ExternalIdField
+	}
+	return ""
+}
+
+func (x *GetRecordRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type GetRecordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// found is false when no record has that key (not an error).
+	Found bool `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// fields are the record's field values.
+	Fields        map[string]*Value `protobuf:"bytes,2,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Error         *Error            `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRecordResponse) Reset() {
+	*x = GetRecordResponse{}
+	mi := &file_connector_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRecordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRecordResponse) ProtoMessage() {}
+
+func (x *GetRecordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRecordResponse.ProtoReflect.Descriptor instead.
+func (*GetRecordResponse) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetRecordResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *GetRecordResponse) GetFields() map[string]*Value {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *GetRecordResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
@@ -1631,11 +1762,13 @@ const file_connector_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.loyaltyhub.connector.v1.KindR\x04kind\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12:\n" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"a\n" +
+	"retryAfter\"\x80\x01\n" +
 	"\fCapabilities\x12\x14\n" +
 	"\x05write\x18\x01 \x01(\bR\x05write\x12\x12\n" +
 	"\x04read\x18\x02 \x01(\bR\x04read\x12'\n" +
-	"\x0fdescribe_object\x18\x03 \x01(\bR\x0edescribeObject\"\x11\n" +
+	"\x0fdescribe_object\x18\x03 \x01(\bR\x0edescribeObject\x12\x1d\n" +
+	"\n" +
+	"get_record\x18\x04 \x01(\bR\tgetRecord\"\x11\n" +
 	"\x0fDescribeRequest\"\xc9\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -1736,7 +1869,18 @@ const file_connector_proto_rawDesc = "" +
 	"\x16DescribeObjectResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
 	"\x06fields\x18\x02 \x03(\v2$.loyaltyhub.connector.v1.FieldSchemaR\x06fields\x124\n" +
-	"\x05error\x18\x0f \x01(\v2\x1e.loyaltyhub.connector.v1.ErrorR\x05error*M\n" +
+	"\x05error\x18\x0f \x01(\v2\x1e.loyaltyhub.connector.v1.ErrorR\x05error\"h\n" +
+	"\x10GetRecordRequest\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\tR\x06object\x12*\n" +
+	"\x11external_id_field\x18\x02 \x01(\tR\x0fexternalIdField\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x8a\x02\n" +
+	"\x11GetRecordResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12N\n" +
+	"\x06fields\x18\x02 \x03(\v26.loyaltyhub.connector.v1.GetRecordResponse.FieldsEntryR\x06fields\x124\n" +
+	"\x05error\x18\x0f \x01(\v2\x1e.loyaltyhub.connector.v1.ErrorR\x05error\x1aY\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.loyaltyhub.connector.v1.ValueR\x05value:\x028\x01*M\n" +
 	"\x04Kind\x12\x0e\n" +
 	"\n" +
 	"KIND_OTHER\x10\x00\x12\x12\n" +
@@ -1753,14 +1897,15 @@ const file_connector_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_APPLIED\x10\x01\x12\x14\n" +
 	"\x10STATUS_RETRYABLE\x10\x02\x12\x14\n" +
-	"\x10STATUS_PERMANENT\x10\x032\xc8\x04\n" +
+	"\x10STATUS_PERMANENT\x10\x032\xac\x05\n" +
 	"\tConnector\x12_\n" +
 	"\bDescribe\x12(.loyaltyhub.connector.v1.DescribeRequest\x1a).loyaltyhub.connector.v1.DescribeResponse\x12b\n" +
 	"\tConfigure\x12).loyaltyhub.connector.v1.ConfigureRequest\x1a*.loyaltyhub.connector.v1.ConfigureResponse\x12V\n" +
 	"\x05Check\x12%.loyaltyhub.connector.v1.CheckRequest\x1a&.loyaltyhub.connector.v1.CheckResponse\x12V\n" +
 	"\x05Write\x12%.loyaltyhub.connector.v1.WriteRequest\x1a&.loyaltyhub.connector.v1.WriteResponse\x12S\n" +
 	"\x04Read\x12$.loyaltyhub.connector.v1.ReadRequest\x1a%.loyaltyhub.connector.v1.ReadResponse\x12q\n" +
-	"\x0eDescribeObject\x12..loyaltyhub.connector.v1.DescribeObjectRequest\x1a/.loyaltyhub.connector.v1.DescribeObjectResponseB9Z7github.com/loyaltyhub/loyaltyhub/plugins/internal/pb;pbb\x06proto3"
+	"\x0eDescribeObject\x12..loyaltyhub.connector.v1.DescribeObjectRequest\x1a/.loyaltyhub.connector.v1.DescribeObjectResponse\x12b\n" +
+	"\tGetRecord\x12).loyaltyhub.connector.v1.GetRecordRequest\x1a*.loyaltyhub.connector.v1.GetRecordResponseB9Z7github.com/loyaltyhub/loyaltyhub/plugins/internal/pb;pbb\x06proto3"
 
 var (
 	file_connector_proto_rawDescOnce sync.Once
@@ -1775,7 +1920,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_connector_proto_goTypes = []any{
 	(Kind)(0),                      // 0: loyaltyhub.connector.v1.Kind
 	(Operation)(0),                 // 1: loyaltyhub.connector.v1.Operation
@@ -1801,14 +1946,17 @@ var file_connector_proto_goTypes = []any{
 	(*DescribeObjectRequest)(nil),  // 21: loyaltyhub.connector.v1.DescribeObjectRequest
 	(*FieldSchema)(nil),            // 22: loyaltyhub.connector.v1.FieldSchema
 	(*DescribeObjectResponse)(nil), // 23: loyaltyhub.connector.v1.DescribeObjectResponse
-	nil,                            // 24: loyaltyhub.connector.v1.MapValue.FieldsEntry
-	nil,                            // 25: loyaltyhub.connector.v1.Record.FieldsEntry
-	(*durationpb.Duration)(nil),    // 26: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(*GetRecordRequest)(nil),       // 24: loyaltyhub.connector.v1.GetRecordRequest
+	(*GetRecordResponse)(nil),      // 25: loyaltyhub.connector.v1.GetRecordResponse
+	nil,                            // 26: loyaltyhub.connector.v1.MapValue.FieldsEntry
+	nil,                            // 27: loyaltyhub.connector.v1.Record.FieldsEntry
+	nil,                            // 28: loyaltyhub.connector.v1.GetRecordResponse.FieldsEntry
+	(*durationpb.Duration)(nil),    // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 30: google.protobuf.Timestamp
 }
 var file_connector_proto_depIdxs = []int32{
 	0,  // 0: loyaltyhub.connector.v1.Error.kind:type_name -> loyaltyhub.connector.v1.Kind
-	26, // 1: loyaltyhub.connector.v1.Error.retry_after:type_name -> google.protobuf.Duration
+	29, // 1: loyaltyhub.connector.v1.Error.retry_after:type_name -> google.protobuf.Duration
 	4,  // 2: loyaltyhub.connector.v1.DescribeResponse.capabilities:type_name -> loyaltyhub.connector.v1.Capabilities
 	3,  // 3: loyaltyhub.connector.v1.DescribeResponse.error:type_name -> loyaltyhub.connector.v1.Error
 	3,  // 4: loyaltyhub.connector.v1.ConfigureResponse.error:type_name -> loyaltyhub.connector.v1.Error
@@ -1816,38 +1964,43 @@ var file_connector_proto_depIdxs = []int32{
 	12, // 6: loyaltyhub.connector.v1.Value.list_value:type_name -> loyaltyhub.connector.v1.ListValue
 	13, // 7: loyaltyhub.connector.v1.Value.map_value:type_name -> loyaltyhub.connector.v1.MapValue
 	11, // 8: loyaltyhub.connector.v1.ListValue.values:type_name -> loyaltyhub.connector.v1.Value
-	24, // 9: loyaltyhub.connector.v1.MapValue.fields:type_name -> loyaltyhub.connector.v1.MapValue.FieldsEntry
-	25, // 10: loyaltyhub.connector.v1.Record.fields:type_name -> loyaltyhub.connector.v1.Record.FieldsEntry
+	26, // 9: loyaltyhub.connector.v1.MapValue.fields:type_name -> loyaltyhub.connector.v1.MapValue.FieldsEntry
+	27, // 10: loyaltyhub.connector.v1.Record.fields:type_name -> loyaltyhub.connector.v1.Record.FieldsEntry
 	1,  // 11: loyaltyhub.connector.v1.WriteRequest.operation:type_name -> loyaltyhub.connector.v1.Operation
 	14, // 12: loyaltyhub.connector.v1.WriteRequest.records:type_name -> loyaltyhub.connector.v1.Record
 	2,  // 13: loyaltyhub.connector.v1.Result.status:type_name -> loyaltyhub.connector.v1.Status
-	26, // 14: loyaltyhub.connector.v1.Result.retry_after:type_name -> google.protobuf.Duration
+	29, // 14: loyaltyhub.connector.v1.Result.retry_after:type_name -> google.protobuf.Duration
 	16, // 15: loyaltyhub.connector.v1.WriteResponse.results:type_name -> loyaltyhub.connector.v1.Result
 	3,  // 16: loyaltyhub.connector.v1.WriteResponse.error:type_name -> loyaltyhub.connector.v1.Error
-	27, // 17: loyaltyhub.connector.v1.Change.time:type_name -> google.protobuf.Timestamp
+	30, // 17: loyaltyhub.connector.v1.Change.time:type_name -> google.protobuf.Timestamp
 	19, // 18: loyaltyhub.connector.v1.ReadResponse.changes:type_name -> loyaltyhub.connector.v1.Change
 	3,  // 19: loyaltyhub.connector.v1.ReadResponse.error:type_name -> loyaltyhub.connector.v1.Error
 	22, // 20: loyaltyhub.connector.v1.DescribeObjectResponse.fields:type_name -> loyaltyhub.connector.v1.FieldSchema
 	3,  // 21: loyaltyhub.connector.v1.DescribeObjectResponse.error:type_name -> loyaltyhub.connector.v1.Error
-	11, // 22: loyaltyhub.connector.v1.MapValue.FieldsEntry.value:type_name -> loyaltyhub.connector.v1.Value
-	11, // 23: loyaltyhub.connector.v1.Record.FieldsEntry.value:type_name -> loyaltyhub.connector.v1.Value
-	5,  // 24: loyaltyhub.connector.v1.Connector.Describe:input_type -> loyaltyhub.connector.v1.DescribeRequest
-	7,  // 25: loyaltyhub.connector.v1.Connector.Configure:input_type -> loyaltyhub.connector.v1.ConfigureRequest
-	9,  // 26: loyaltyhub.connector.v1.Connector.Check:input_type -> loyaltyhub.connector.v1.CheckRequest
-	15, // 27: loyaltyhub.connector.v1.Connector.Write:input_type -> loyaltyhub.connector.v1.WriteRequest
-	18, // 28: loyaltyhub.connector.v1.Connector.Read:input_type -> loyaltyhub.connector.v1.ReadRequest
-	21, // 29: loyaltyhub.connector.v1.Connector.DescribeObject:input_type -> loyaltyhub.connector.v1.DescribeObjectRequest
-	6,  // 30: loyaltyhub.connector.v1.Connector.Describe:output_type -> loyaltyhub.connector.v1.DescribeResponse
-	8,  // 31: loyaltyhub.connector.v1.Connector.Configure:output_type -> loyaltyhub.connector.v1.ConfigureResponse
-	10, // 32: loyaltyhub.connector.v1.Connector.Check:output_type -> loyaltyhub.connector.v1.CheckResponse
-	17, // 33: loyaltyhub.connector.v1.Connector.Write:output_type -> loyaltyhub.connector.v1.WriteResponse
-	20, // 34: loyaltyhub.connector.v1.Connector.Read:output_type -> loyaltyhub.connector.v1.ReadResponse
-	23, // 35: loyaltyhub.connector.v1.Connector.DescribeObject:output_type -> loyaltyhub.connector.v1.DescribeObjectResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	28, // 22: loyaltyhub.connector.v1.GetRecordResponse.fields:type_name -> loyaltyhub.connector.v1.GetRecordResponse.FieldsEntry
+	3,  // 23: loyaltyhub.connector.v1.GetRecordResponse.error:type_name -> loyaltyhub.connector.v1.Error
+	11, // 24: loyaltyhub.connector.v1.MapValue.FieldsEntry.value:type_name -> loyaltyhub.connector.v1.Value
+	11, // 25: loyaltyhub.connector.v1.Record.FieldsEntry.value:type_name -> loyaltyhub.connector.v1.Value
+	11, // 26: loyaltyhub.connector.v1.GetRecordResponse.FieldsEntry.value:type_name -> loyaltyhub.connector.v1.Value
+	5,  // 27: loyaltyhub.connector.v1.Connector.Describe:input_type -> loyaltyhub.connector.v1.DescribeRequest
+	7,  // 28: loyaltyhub.connector.v1.Connector.Configure:input_type -> loyaltyhub.connector.v1.ConfigureRequest
+	9,  // 29: loyaltyhub.connector.v1.Connector.Check:input_type -> loyaltyhub.connector.v1.CheckRequest
+	15, // 30: loyaltyhub.connector.v1.Connector.Write:input_type -> loyaltyhub.connector.v1.WriteRequest
+	18, // 31: loyaltyhub.connector.v1.Connector.Read:input_type -> loyaltyhub.connector.v1.ReadRequest
+	21, // 32: loyaltyhub.connector.v1.Connector.DescribeObject:input_type -> loyaltyhub.connector.v1.DescribeObjectRequest
+	24, // 33: loyaltyhub.connector.v1.Connector.GetRecord:input_type -> loyaltyhub.connector.v1.GetRecordRequest
+	6,  // 34: loyaltyhub.connector.v1.Connector.Describe:output_type -> loyaltyhub.connector.v1.DescribeResponse
+	8,  // 35: loyaltyhub.connector.v1.Connector.Configure:output_type -> loyaltyhub.connector.v1.ConfigureResponse
+	10, // 36: loyaltyhub.connector.v1.Connector.Check:output_type -> loyaltyhub.connector.v1.CheckResponse
+	17, // 37: loyaltyhub.connector.v1.Connector.Write:output_type -> loyaltyhub.connector.v1.WriteResponse
+	20, // 38: loyaltyhub.connector.v1.Connector.Read:output_type -> loyaltyhub.connector.v1.ReadResponse
+	23, // 39: loyaltyhub.connector.v1.Connector.DescribeObject:output_type -> loyaltyhub.connector.v1.DescribeObjectResponse
+	25, // 40: loyaltyhub.connector.v1.Connector.GetRecord:output_type -> loyaltyhub.connector.v1.GetRecordResponse
+	34, // [34:41] is the sub-list for method output_type
+	27, // [27:34] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -1870,7 +2023,7 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

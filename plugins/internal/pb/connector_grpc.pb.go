@@ -42,6 +42,7 @@ const (
 	Connector_Write_FullMethodName          = "/loyaltyhub.connector.v1.Connector/Write"
 	Connector_Read_FullMethodName           = "/loyaltyhub.connector.v1.Connector/Read"
 	Connector_DescribeObject_FullMethodName = "/loyaltyhub.connector.v1.Connector/DescribeObject"
+	Connector_GetRecord_FullMethodName      = "/loyaltyhub.connector.v1.Connector/GetRecord"
 )
 
 // ConnectorClient is the client API for Connector service.
@@ -63,6 +64,10 @@ type ConnectorClient interface {
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
 	// DescribeObject describes one object of the target, for mapping checks.
 	DescribeObject(ctx context.Context, in *DescribeObjectRequest, opts ...grpc.CallOption) (*DescribeObjectResponse, error)
+	// GetRecord reads one record of the target by external id, for previews
+	// (`loyaltyhub mapping preview`); it never writes. Optional: a connector
+	// that cannot read records answers the gRPC status UNIMPLEMENTED.
+	GetRecord(ctx context.Context, in *GetRecordRequest, opts ...grpc.CallOption) (*GetRecordResponse, error)
 }
 
 type connectorClient struct {
@@ -133,6 +138,16 @@ func (c *connectorClient) DescribeObject(ctx context.Context, in *DescribeObject
 	return out, nil
 }
 
+func (c *connectorClient) GetRecord(ctx context.Context, in *GetRecordRequest, opts ...grpc.CallOption) (*GetRecordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRecordResponse)
+	err := c.cc.Invoke(ctx, Connector_GetRecord_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectorServer is the server API for Connector service.
 // All implementations must embed UnimplementedConnectorServer
 // for forward compatibility.
@@ -152,6 +167,10 @@ type ConnectorServer interface {
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
 	// DescribeObject describes one object of the target, for mapping checks.
 	DescribeObject(context.Context, *DescribeObjectRequest) (*DescribeObjectResponse, error)
+	// GetRecord reads one record of the target by external id, for previews
+	// (`loyaltyhub mapping preview`); it never writes. Optional: a connector
+	// that cannot read records answers the gRPC status UNIMPLEMENTED.
+	GetRecord(context.Context, *GetRecordRequest) (*GetRecordResponse, error)
 	mustEmbedUnimplementedConnectorServer()
 }
 
@@ -179,6 +198,9 @@ func (UnimplementedConnectorServer) Read(context.Context, *ReadRequest) (*ReadRe
 }
 func (UnimplementedConnectorServer) DescribeObject(context.Context, *DescribeObjectRequest) (*DescribeObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeObject not implemented")
+}
+func (UnimplementedConnectorServer) GetRecord(context.Context, *GetRecordRequest) (*GetRecordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRecord not implemented")
 }
 func (UnimplementedConnectorServer) mustEmbedUnimplementedConnectorServer() {}
 func (UnimplementedConnectorServer) testEmbeddedByValue()                   {}
@@ -309,6 +331,24 @@ func _Connector_DescribeObject_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Connector_GetRecord_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRecordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServer).GetRecord(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Connector_GetRecord_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServer).GetRecord(ctx, req.(*GetRecordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Connector_ServiceDesc is the grpc.ServiceDesc for Connector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -339,6 +379,10 @@ var Connector_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeObject",
 			Handler:    _Connector_DescribeObject_Handler,
+		},
+		{
+			MethodName: "GetRecord",
+			Handler:    _Connector_GetRecord_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -108,3 +108,16 @@ func (c *Client) DescribeObject(ctx context.Context, object string) (connectors.
 	}
 	return ObjectSchemaFromPB(resp), nil
 }
+
+// GetRecord calls GetRecord. A plugin that cannot read records answers the
+// gRPC status UNIMPLEMENTED, returned untouched.
+func (c *Client) GetRecord(ctx context.Context, object, externalIDField, key string) (map[string]any, bool, error) {
+	resp, err := c.rpc.GetRecord(ctx, &pb.GetRecordRequest{Object: object, ExternalIdField: externalIDField, Key: key})
+	if err != nil {
+		return nil, false, err
+	}
+	if e := resp.GetError(); e != nil {
+		return nil, false, ErrorFromPB(c.op("get record"), e)
+	}
+	return FieldsFromPB(resp.GetFields()), resp.GetFound(), nil
+}

@@ -326,7 +326,7 @@ func DescriptionToPB(d connectors.Description, caps Capabilities, sdk string) *p
 		MaxBatch:     int32(min(d.MaxBatch, math.MaxInt32)),
 		Objects:      d.Objects,
 		ConfigSchema: d.ConfigSchema,
-		Capabilities: &pb.Capabilities{Write: caps.Write, Read: caps.Read, DescribeObject: caps.DescribeObject},
+		Capabilities: &pb.Capabilities{Write: caps.Write, Read: caps.Read, DescribeObject: caps.DescribeObject, GetRecord: caps.GetRecord},
 		Sdk:          sdk,
 	}
 }
@@ -344,7 +344,7 @@ func DescriptionFromPB(d *pb.DescribeResponse) (connectors.Description, Capabili
 		desc.ConfigSchema = json.RawMessage(d.GetConfigSchema())
 	}
 	c := d.GetCapabilities()
-	return desc, Capabilities{Write: c.GetWrite(), Read: c.GetRead(), DescribeObject: c.GetDescribeObject(), SDK: d.GetSdk()}
+	return desc, Capabilities{Write: c.GetWrite(), Read: c.GetRead(), DescribeObject: c.GetDescribeObject(), GetRecord: c.GetGetRecord(), SDK: d.GetSdk()}
 }
 
 // ChangeToPB converts one change.

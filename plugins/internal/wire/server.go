@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"runtime/debug"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/loyaltyhub/loyaltyhub/connectors"
 	"github.com/loyaltyhub/loyaltyhub/plugins/internal/pb"
 )
@@ -17,6 +20,8 @@ type Capabilities struct {
 	Write          bool
 	Read           bool
 	DescribeObject bool
+	// GetRecord: the connector reads single records (RecordGetter).
+	GetRecord bool
 	// SDK names the SDK that serves the plugin ("loyaltyhub-go-sdk/1"), as
 	// the plugin reports it.
 	SDK string
@@ -27,7 +32,8 @@ func CapabilitiesOf(c connectors.Connector) Capabilities {
 	_, w := c.(connectors.Writer)
 	_, r := c.(connectors.Reader)
 	_, d := c.(connectors.SchemaDescriber)
-	return Capabilities{Write: w, Read: r, DescribeObject: d, SDK: SDKName}
+	_, g := c.(connectors.RecordGetter)
+	return Capabilities{Write: w, Read: r, DescribeObject: d, GetRecord: g, SDK: SDKName}
 }
 
 // SDKName is what Go plugins report in DescribeResponse.sdk.
@@ -133,4 +139,23 @@ func (s *server) DescribeObject(ctx context.Context, req *pb.DescribeObjectReque
 		return &pb.DescribeObjectResponse{Error: ErrorToPB(derr)}, nil
 	}
 	return ObjectSchemaToPB(out), nil
+}
+
+// GetRecord answers UNIMPLEMENTED when the connector is no RecordGetter, as
+// a plugin built before the RPC existed does, so the host treats both alike.
+func (s *server) GetRecord(ctx context.Context, req *pb.GetRecordRequest) (resp *pb.GetRecordResponse, err error) {
+	defer s.recover("GetRecord", &err)
+	g, ok := s.impl.(connectors.RecordGetter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, connectors.ErrCannotReadRecords.Error())
+	}
+	fields, found, gerr := g.GetRecord(ctx, req.GetObject(), req.GetExternalIdField(), req.GetKey())
+	if gerr != nil {
+		return &pb.GetRecordResponse{Error: ErrorToPB(gerr)}, nil
+	}
+	pf, cerr := FieldsToPB(fields)
+	if cerr != nil {
+		return &pb.GetRecordResponse{Error: ErrorToPB(connectors.E("get record", connectors.Permanent, cerr))}, nil
+	}
+	return &pb.GetRecordResponse{Found: found, Fields: pf}, nil
 }

@@ -1,0 +1,964 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tidwall/gjson"
+
+	"github.com/loyaltyhub/loyaltyhub/config"
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/mappings"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+// mappingCmd holds the mapping tools: `mapping test` and `mapping preview`.
+func mappingCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "mapping", Short: "Test mappings and preview what a sync would write"}
+	cmd.AddCommand(mappingTestCmd(), mappingPreviewCmd())
+	return cmd
+}
+
+// errTestsFailed is returned when a mapping test case fails; the failures
+// are already printed.
+var errTestsFailed = errors.New("mapping tests failed")
+
+func mappingTestCmd() *cobra.Command {
+	var (
+		path, syncName, input string
+		xrefs                 []string
+	)
+	cmd := &cobra.Command{
+		Use:   "test [-c FILE] [--sync NAME] [--input FILE] [TEST_FILE...]",
+		Short: "Run mapping test files, or map one input and print the record as JSON",
+		Long: `Without --input: run the test file of every mapping the config uses (for a mapping file
+X.yaml, every *.test.yaml beside it whose mapping is X.yaml, by default X.test.yaml; for an
+inline mapping of sync NAME in CONFIG.yaml, CONFIG.NAME.test.yaml beside the config). With
+TEST_FILE arguments, run those files instead, each against its mapping (its mapping: key, or
+its name without .test); no config is needed. Every case prints PASS or FAIL with the
+differences, expected vs got; any failure exits with status 1.
+
+With --input FILE: map FILE through the mapping of sync --sync and print the output record
+as JSON (or the error). FILE holds a CloudEvent (it has "specversion") or only its data.
+A segment membership event prints one record per member, as the pipeline expands it.
+Lookups resolve through --xref SYSTEM/OBJECT/KEY=ID, then the state store of the config.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			ctx := cmd.Context()
+			if input != "" {
+				if len(args) > 0 {
+					return errors.New("give either --input or test files, not both")
+				}
+				return mapInput(ctx, out, path, syncName, input, xrefs)
+			}
+			var suites []*testSuite
+			var untested []string
+			if len(args) > 0 {
+				var err error
+				if suites, err = suitesForFiles(args); err != nil {
+					return err
+				}
+			} else {
+				cfg, maps, err := loadConfig(ctx, path, newLogger(io.Discard, config.Log{Level: "error"}))
+				if err != nil {
+					return fmt.Errorf("%s is not valid:\n%w", path, err)
+				}
+				if suites, untested, err = suitesForConfig(cfg, maps, syncName); err != nil {
+					return err
+				}
+			}
+			return runSuites(out, suites, untested)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "loyaltyhub.yaml", "config file")
+	cmd.Flags().StringVar(&syncName, "sync", "", "the sync whose mapping to use (required with --input when the config has several syncs)")
+	cmd.Flags().StringVar(&input, "input", "", "a JSON file: a CloudEvent, or only its data")
+	cmd.Flags().StringArrayVar(&xrefs, "xref", nil, "a cross-reference entry for lookups, SYSTEM/OBJECT/KEY=ID (repeatable)")
+	return cmd
+}
+
+// testSuite is one mapping test file and the mapping it tests.
+type testSuite struct {
+	file    string // as shown and read (relative to the working directory when below it)
+	mapping *mappings.Mapping
+	label   string // what the file tests: "member-to-lpm.yaml, sync members-to-crm"
+	syncs   []string
+}
+
+// suitesForConfig finds the test files of the mappings the config's syncs
+// use (only sync only, when given). untested lists the syncs whose mapping
+// has no test file, and where one would go.
+func suitesForConfig(cfg *config.Config, maps *compiled, only string) (suites []*testSuite, untested []string, err error) {
+	if only != "" {
+		if _, ok := cfg.Syncs[only]; !ok {
+			return nil, nil, fmt.Errorf("--sync %s: no such sync; the config's syncs: %s", only, strings.Join(syncNames(cfg), ", "))
+		}
+	}
+	byFile := map[string]*testSuite{}
+	add := func(file string, m *mappings.Mapping, label, sync string) {
+		if s, ok := byFile[file]; ok {
+			s.syncs = append(s.syncs, sync)
+			return
+		}
+		s := &testSuite{file: displayPath(file), mapping: m, label: label, syncs: []string{sync}}
+		byFile[file] = s
+		suites = append(suites, s)
+	}
+	for _, s := range cfg.SyncList() {
+		if only != "" && s.Name != only {
+			continue
+		}
+		m := maps.mappings[s.Name]
+		if m == nil {
+			continue
+		}
+		mf, _ := filepath.Abs(m.Spec().File)
+		if s.Mapping.Inline() && m.Spec().File == s.Mapping.SourceFile {
+			tf := inlineTestFile(s)
+			if fileExists(tf) {
+				add(tf, m, "inline mapping", s.Name)
+			} else {
+				untested = append(untested, fmt.Sprintf("sync %s: no tests for its inline mapping (write them in %s)", s.Name, displayPath(tf)))
+			}
+			continue
+		}
+		files, err := testFilesFor(mf)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(files) == 0 {
+			untested = append(untested, fmt.Sprintf("sync %s: no tests for %s (write them in %s)", s.Name, displayPath(mf), displayPath(defaultTestFile(mf))))
+		}
+		for _, tf := range files {
+			add(tf, m, filepath.Base(mf), s.Name)
+		}
+	}
+	return suites, untested, nil
+}
+
+// inlineTestFile is where the tests of an inline mapping live: beside the
+// config, named CONFIG.SYNC.test.yaml (hub.yaml, sync members →
+// hub.members.test.yaml).
+func inlineTestFile(s *config.Sync) string {
+	cf, _ := filepath.Abs(s.Mapping.SourceFile)
+	base := strings.TrimSuffix(filepath.Base(cf), filepath.Ext(cf))
+	return filepath.Join(filepath.Dir(cf), base+"."+s.Name+".test.yaml")
+}
+
+// defaultTestFile is X.test.yaml for mapping file X.yaml.
+func defaultTestFile(mappingFile string) string {
+	ext := filepath.Ext(mappingFile)
+	return strings.TrimSuffix(mappingFile, ext) + ".test" + ext
+}
+
+// testFilesFor lists the test files beside mappingFile that test it: every
+// *.test.yaml / *.test.yml whose `mapping:` key (or name without .test)
+// is mappingFile.
+func testFilesFor(mappingFile string) ([]string, error) {
+	var out []string
+	for _, pat := range []string{"*.test.yaml", "*.test.yml"} {
+		found, err := filepath.Glob(filepath.Join(filepath.Dir(mappingFile), pat))
+		if err != nil {
+			return nil, err
+		}
+		for _, tf := range found {
+			mf, err := mappings.MappingFileFor(tf)
+			if err != nil {
+				continue
+			}
+			if abs, _ := filepath.Abs(mf); abs == mappingFile {
+				out = append(out, tf)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// suitesForFiles compiles the mapping of each test file named.
+func suitesForFiles(files []string) ([]*testSuite, error) {
+	var suites []*testSuite
+	var errs []error
+	for _, tf := range files {
+		mf, err := mappings.MappingFileFor(tf)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		spec, err := mappings.ParseFile(mf)
+		var m *mappings.Mapping
+		if err == nil {
+			m, err = mappings.Compile(spec)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: its mapping %s does not compile:\n%w", tf, mf, err))
+			continue
+		}
+		suites = append(suites, &testSuite{file: tf, mapping: m, label: filepath.Base(mf)})
+	}
+	return suites, errors.Join(errs...)
+}
+
+// runSuites runs every suite and prints each case; it returns errTestsFailed
+// when a case fails or a test file cannot be read.
+func runSuites(w io.Writer, suites []*testSuite, untested []string) error {
+	passed, failed, broken := 0, 0, 0
+	for _, s := range suites {
+		label := s.label
+		if len(s.syncs) > 0 {
+			label += ", " + plural("sync", s.syncs)
+		}
+		fmt.Fprintf(w, "%s (%s)\n", s.file, label)
+		// Lookups without an xref: block in the file find no entry.
+		results, err := mappings.RunTests(s.mapping.WithResolver(noXref{}), s.file)
+		if err != nil {
+			broken++
+			fmt.Fprintf(w, "  BROKEN the test file cannot be run:\n%s\n", indentLines(err.Error(), "    "))
+			continue
+		}
+		if len(results) == 0 {
+			fmt.Fprintln(w, "  (no cases)")
+		}
+		for _, r := range results {
+			if r.Passed {
+				passed++
+			} else {
+				failed++
+			}
+			fmt.Fprintln(w, indentLines(r.String(), "  "))
+		}
+	}
+	for _, u := range untested {
+		fmt.Fprintln(w, u)
+	}
+	fmt.Fprintf(w, "%d passed, %d failed", passed, failed)
+	if broken > 0 {
+		fmt.Fprintf(w, ", %d test file(s) broken", broken)
+	}
+	fmt.Fprintf(w, " (%d test file(s))\n", len(suites))
+	if failed > 0 || broken > 0 {
+		return errTestsFailed
+	}
+	return nil
+}
+
+// noXref is an empty cross-reference.
+type noXref struct{}
+
+func (noXref) Resolve(context.Context, string, string, string) (string, bool, error) {
+	return "", false, nil
+}
+
+// toolXref is the cross-reference of the mapping tools: entries given with
+// --xref first, then the config's state store, opened read-only in spirit
+// (only LookupXref is called) on the first lookup and only if it exists.
+type toolXref struct {
+	fixed map[string]string
+	cfg   *config.Config
+
+	once sync.Once
+	st   store.Store
+	err  error
+}
+
+func newToolXref(cfg *config.Config, flags []string) (*toolXref, error) {
+	x := &toolXref{fixed: map[string]string{}, cfg: cfg}
+	for _, f := range flags {
+		k, id, ok := strings.Cut(f, "=")
+		if !ok || strings.Count(k, "/") < 2 || id == "" {
+			return nil, fmt.Errorf("--xref %q: write SYSTEM/OBJECT/KEY=ID, e.g. crm/LoyaltyProgramMember/M-000001=0lMEm0000000001AAA", f)
+		}
+		x.fixed[k] = id
+	}
+	return x, nil
+}
+
+// Resolve implements mappings.Resolver.
+func (x *toolXref) Resolve(ctx context.Context, system, object, key string) (string, bool, error) {
+	if id, ok := x.fixed[system+"/"+object+"/"+key]; ok {
+		return id, true, nil
+	}
+	if x.cfg == nil {
+		return "", false, nil
+	}
+	x.once.Do(func() { x.st, x.err = openStoreIfPresent(ctx, x.cfg) })
+	if x.err != nil {
+		return "", false, fmt.Errorf("reading the cross-reference in the state store: %w", x.err)
+	}
+	if x.st == nil {
+		return "", false, nil
+	}
+	return x.st.LookupXref(ctx, system, object, key)
+}
+
+func (x *toolXref) close() {
+	if x.st != nil {
+		_ = x.st.Close()
+	}
+}
+
+// openStoreIfPresent opens the config's state store; a SQLite store that
+// does not exist yet (the hub never ran) gives nil, not a new file.
+func openStoreIfPresent(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	dsn := cfg.Store.DSN
+	if cfg.Store.Driver == config.DriverSQLite {
+		if dsn == "" {
+			dsn = filepath.Join(cfg.DataDir, "state.db")
+		}
+		if !fileExists(dsn) {
+			return nil, nil
+		}
+	}
+	return store.Open(ctx, cfg.Store.Driver, dsn, nil)
+}
+
+// inputRecord is one record a sync would get from an input file.
+type inputRecord struct {
+	key string
+	in  mappings.Input
+	// del: the sync deletes the record (a deleted event, a member removed
+	// from a segment); the mapping is not applied.
+	del bool
+}
+
+// readInput reads a CloudEvent (detected by "specversion") or only its
+// data, and returns the records sync s would map from it: one, or one per
+// member of a segment membership change. key is the entity id for a file
+// that holds only data.
+func readInput(file string, s *config.Sync, key string) ([]inputRecord, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--input: %w", err)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("--input %s: not a JSON object (a CloudEvent or its data): %w", file, err)
+	}
+	ev := &event.Event{Subject: key, Data: raw}
+	if _, isEvent := probe["specversion"]; isEvent {
+		ev = &event.Event{}
+		if err := json.Unmarshal(raw, ev); err != nil {
+			return nil, fmt.Errorf("--input %s: not a valid CloudEvent: %w", file, err)
+		}
+		if !gjson.ValidBytes(ev.Data) || !gjson.ParseBytes(ev.Data).IsObject() {
+			return nil, fmt.Errorf("--input %s: the event's data must be a JSON object", file)
+		}
+		if entity := ev.Entity(); entity == "" {
+			return nil, fmt.Errorf("--input %s: unknown event type %q; the hub's types: %s", file, ev.Type, strings.Join(eventTypes(), ", "))
+		} else if entity != s.Entity {
+			return nil, fmt.Errorf("--input %s: a %s event (%s), but sync %s reads %s events (from: %s)", file, entity, ev.Type, s.Name, s.Entity, s.From)
+		}
+		if key != "" && ev.Subject != key && s.Entity != event.EntitySegment {
+			return nil, fmt.Errorf("--input %s: the event is for subject %q, not --key %q", file, ev.Subject, key)
+		}
+	}
+	data := gjson.ParseBytes(ev.Data)
+	if s.Entity == event.EntitySegment && !data.Get("member_id").Exists() {
+		return segmentRecords(ev, data), nil
+	}
+	return []inputRecord{{
+		key: ev.Subject,
+		in:  mappings.Input{ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: ev.Subject, Time: ev.Time, Data: ev.Data},
+		del: ev.Deleted() || s.Mode == connectors.Delete,
+	}}, nil
+}
+
+// segmentRecords expands a segment membership change as the pipeline does:
+// one record per member, keyed SEGMENT:MEMBER, the mapping seeing
+// {segment_id, member_id, version, change}; removed members are deleted.
+func segmentRecords(ev *event.Event, data gjson.Result) []inputRecord {
+	segment := data.Get("segment_id").String()
+	if segment == "" {
+		segment = ev.Subject
+	}
+	version := data.Get("version").Int()
+	var out []inputRecord
+	for _, change := range []string{"added", "removed"} {
+		for _, m := range data.Get(change).Array() {
+			member := m.String()
+			k := segment + ":" + member
+			d, _ := json.Marshal(map[string]any{"segment_id": segment, "member_id": member, "version": version, "change": change})
+			out = append(out, inputRecord{key: k, del: change == "removed",
+				in: mappings.Input{ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: k, Time: ev.Time, Data: d}})
+		}
+	}
+	return out
+}
+
+func eventTypes() []string {
+	out := make([]string, 0, len(event.Types))
+	for t := range event.Types {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pickSync returns the sync named, or the only one.
+func pickSync(cfg *config.Config, name string) (*config.Sync, error) {
+	if name == "" {
+		if len(cfg.Syncs) == 1 {
+			return cfg.SyncList()[0], nil
+		}
+		return nil, fmt.Errorf("--sync is required: the config has %d syncs: %s", len(cfg.Syncs), strings.Join(syncNames(cfg), ", "))
+	}
+	s, ok := cfg.Syncs[name]
+	if !ok {
+		return nil, fmt.Errorf("--sync %s: no such sync; the config's syncs: %s", name, strings.Join(syncNames(cfg), ", "))
+	}
+	return s, nil
+}
+
+func syncNames(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Syncs))
+	for _, s := range cfg.SyncList() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// errMappingFailed is returned when --input maps to an error; the error is
+// already printed as JSON.
+var errMappingFailed = errors.New("the mapping failed on the input")
+
+// mapInput maps an input file through a sync's mapping and prints the
+// record as JSON: the fields in the mapping's order; or {"filtered": true},
+// {"delete": true} or {"error": ..., "field": ...}. A segment change prints
+// a list with one entry (and its key) per member.
+func mapInput(ctx context.Context, w io.Writer, path, syncName, input string, xrefs []string) error {
+	cfg, maps, err := loadConfig(ctx, path, newLogger(io.Discard, config.Log{Level: "error"}))
+	if err != nil {
+		return fmt.Errorf("%s is not valid:\n%w", path, err)
+	}
+	s, err := pickSync(cfg, syncName)
+	if err != nil {
+		return err
+	}
+	xref, err := newToolXref(cfg, xrefs)
+	if err != nil {
+		return err
+	}
+	defer xref.close()
+	m := maps.mappings[s.Name].WithResolver(xref)
+	recs, err := readInput(input, s, "")
+	if err != nil {
+		return err
+	}
+	failed := false
+	entries := make([]json.RawMessage, 0, len(recs))
+	for _, r := range recs {
+		var entry orderedObject
+		if len(recs) > 1 || s.Entity == event.EntitySegment {
+			entry = append(entry, kv{"key", r.key})
+		}
+		switch {
+		case r.del:
+			entry = append(entry, kv{"delete", true})
+		default:
+			fields, err := m.Apply(ctx, r.in)
+			entry = append(entry, outcome(m, fields, err)...)
+			failed = failed || (err != nil && !errors.Is(err, mappings.ErrFiltered))
+		}
+		b, _ := entry.MarshalJSON()
+		entries = append(entries, b)
+	}
+	var outJSON []byte
+	if len(recs) == 1 && s.Entity != event.EntitySegment {
+		outJSON = entries[0]
+	} else {
+		outJSON, _ = json.Marshal(entries)
+	}
+	var buf bytes.Buffer
+	_ = json.Indent(&buf, outJSON, "", "  ")
+	fmt.Fprintln(w, buf.String())
+	if failed {
+		return errMappingFailed
+	}
+	return nil
+}
+
+// outcome renders Apply's result: the fields in mapping order, or what
+// went wrong.
+func outcome(m *mappings.Mapping, fields map[string]any, err error) orderedObject {
+	var rec *mappings.RecordError
+	switch {
+	case err == nil:
+		return orderedFields(m, fields)
+	case errors.Is(err, mappings.ErrFiltered):
+		return orderedObject{{"filtered", true}, {"reason", "the mapping's `when` is false for this record"}}
+	case errors.Is(err, mappings.ErrUnresolved):
+		return orderedObject{{"error", err.Error()}, {"retry", true}}
+	case errors.As(err, &rec):
+		return orderedObject{{"error", err.Error()}, {"field", rec.Field}}
+	}
+	return orderedObject{{"error", err.Error()}, {"retry", true}}
+}
+
+// orderedFields lists a mapped record's fields in the mapping's order.
+func orderedFields(m *mappings.Mapping, fields map[string]any) orderedObject {
+	out := make(orderedObject, 0, len(fields))
+	seen := map[string]bool{}
+	for _, name := range m.Fields() {
+		if v, ok := fields[name]; ok {
+			out = append(out, kv{name, v})
+			seen[name] = true
+		}
+	}
+	rest := make([]string, 0)
+	for k := range fields {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		out = append(out, kv{k, fields[k]})
+	}
+	return out
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+// orderedObject is a JSON object whose keys keep their order.
+type orderedObject []kv
+
+// MarshalJSON implements json.Marshaler.
+func (o orderedObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, e := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(e.k)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := marshalNoEscape(e.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+func indentLines(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
+}
+
+func mappingPreviewCmd() *cobra.Command {
+	var (
+		path, syncName, input, key string
+		asJSON                     bool
+		xrefs                      []string
+	)
+	cmd := &cobra.Command{
+		Use:   "preview -c FILE --sync NAME --input EVENT.json [--key ID] [--json]",
+		Short: "Show what a sync would change in the target for one record, without writing",
+		Long: `Map one event through a sync's mapping, read the record it would write from the target
+(through the connector's GetRecord, by the sync's external_id), and show each field's current
+and mapped value and whether it would change. Nothing is written.
+
+--input is required: the newest event of a key is not read from the bus, because the bus keeps
+one subject per topic, not per key (finding a key's event means reading the whole stream), and
+the embedded bus belongs to the running hub. Give the event (a CloudEvent, or only its data
+with --key). --key picks the record (defaults to the event's subject; for a segment event, the
+SEGMENT:MEMBER key of one member).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if input == "" {
+				return errors.New("--input EVENT.json is required: the event to preview (a CloudEvent, or its data with --key)")
+			}
+			p, err := previewRecord(cmd.Context(), path, syncName, input, key, xrefs)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.MarshalIndent(p, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			} else {
+				p.printTable(cmd.OutOrStdout())
+			}
+			if p.Error != "" {
+				return errMappingFailed
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "loyaltyhub.yaml", "config file")
+	cmd.Flags().StringVar(&syncName, "sync", "", "the sync to preview (required when the config has several syncs)")
+	cmd.Flags().StringVar(&input, "input", "", "the event: a CloudEvent JSON file, or only its data (then give --key)")
+	cmd.Flags().StringVar(&key, "key", "", "the record's key (the entity id); default: the event's subject")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd.Flags().StringArrayVar(&xrefs, "xref", nil, "a cross-reference entry for lookups, SYSTEM/OBJECT/KEY=ID (repeatable)")
+	return cmd
+}
+
+// preview is what a sync would do to one record of its target.
+type preview struct {
+	Sync       string `json:"sync"`
+	Connector  string `json:"connector"`
+	Object     string `json:"object"`
+	Mode       string `json:"mode"`
+	ExternalID string `json:"external_id,omitempty"`
+	Key        string `json:"key"`
+	// Found says whether the target holds the record (nil: not looked up).
+	Found    *bool  `json:"found,omitempty"`
+	TargetID string `json:"target_id,omitempty"`
+	// Action is what the write would do: create, update, delete, nothing.
+	Action string `json:"action"`
+	// Why explains the action.
+	Why string `json:"why,omitempty"`
+	// Error is the mapping's error for this record, if any.
+	Error  string         `json:"error,omitempty"`
+	Fields []previewField `json:"fields,omitempty"`
+}
+
+// previewField is one target field: its current and mapped value.
+type previewField struct {
+	Field string `json:"field"`
+	// Current is the target's value (absent when the record or the field
+	// is not there).
+	Current any  `json:"current"`
+	HasCur  bool `json:"has_current"`
+	// Mapped is the value the sync would send (absent when the mapping
+	// leaves the field out).
+	Mapped    any  `json:"mapped"`
+	HasMapped bool `json:"has_mapped"`
+	// Changed: nil when it cannot be told (a relationship by external id).
+	Changed *bool `json:"changed"`
+	// Note explains a field that is not sent, or why Changed is unknown.
+	Note string `json:"note,omitempty"`
+}
+
+// previewRecord maps the input and reads the target's record; it writes
+// nothing.
+func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs []string) (*preview, error) {
+	logger := newLogger(os.Stderr, config.Log{Level: "error"})
+	cfg, maps, err := loadConfig(ctx, path, logger)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not valid:\n%w", path, err)
+	}
+	s, err := pickSync(cfg, syncName)
+	if err != nil {
+		return nil, err
+	}
+	xref, err := newToolXref(cfg, xrefs)
+	if err != nil {
+		return nil, err
+	}
+	defer xref.close()
+	m := maps.mappings[s.Name].WithResolver(xref)
+
+	recs, err := readInput(input, s, key)
+	if err != nil {
+		return nil, err
+	}
+	var rec *inputRecord
+	for i := range recs {
+		if key == "" || recs[i].key == key {
+			rec = &recs[i]
+			break
+		}
+	}
+	switch {
+	case rec == nil && len(recs) == 0:
+		return nil, fmt.Errorf("--input %s: the event holds no record for sync %s", input, s.Name)
+	case rec == nil:
+		keys := make([]string, len(recs))
+		for i, r := range recs {
+			keys[i] = r.key
+		}
+		return nil, fmt.Errorf("--key %s: the event holds no such record; its keys: %s", key, strings.Join(keys, ", "))
+	case len(recs) > 1 && key == "":
+		return nil, fmt.Errorf("--key is required: the event holds %d records (%s, ...)", len(recs), recs[0].key)
+	case rec.key == "":
+		return nil, errors.New("--key is required: the input holds only data, and the key is the entity id")
+	}
+
+	p := &preview{Sync: s.Name, Connector: s.To, Object: s.Object, Mode: string(s.Mode), ExternalID: s.ExternalID, Key: rec.key}
+	var mapped map[string]any
+	errWhy := ""
+	if !rec.del {
+		mapped, err = m.Apply(ctx, rec.in)
+		var recErr *mappings.RecordError
+		switch {
+		case errors.Is(err, mappings.ErrFiltered):
+			p.Action, p.Why = "nothing", "the mapping's `when` is false for this record: the sync skips it as filtered"
+			return p, nil
+		case errors.Is(err, mappings.ErrUnresolved):
+			p.Error, errWhy = err.Error(), "a lookup has no cross-reference entry yet: the sync retries the record until it has"
+		case errors.As(err, &recErr):
+			p.Error, errWhy = err.Error(), "the mapping fails on this record: the sync dead-letters it"
+		case err != nil:
+			p.Error, errWhy = err.Error(), "the cross-reference cannot be read: the sync retries the record"
+		}
+	}
+
+	c := cfg.Connectors[s.To]
+	conn, err := startConnector(ctx, c, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.Configure(ctx, c.Config); err != nil {
+		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	var current map[string]any
+	var found bool
+	if s.ExternalID == "" {
+		p.Why = "the sync has no external_id, so the target's record cannot be found by key"
+	} else {
+		current, found, err = conn.GetRecord(ctx, s.Object, s.ExternalID, rec.key)
+		if err != nil {
+			if errors.Is(err, connectors.ErrCannotReadRecords) {
+				return nil, fmt.Errorf("connector %s (%s) cannot read records, so there is nothing to compare with: %w", c.Name, c.Type, err)
+			}
+			return nil, fmt.Errorf("reading %s %s = %q from %s: %w", s.Object, s.ExternalID, rec.key, c.Name, err)
+		}
+		p.Found = &found
+		if found {
+			if id, ok := current["Id"].(string); ok {
+				p.TargetID = id
+			}
+		}
+	}
+	var createOnly map[string]bool
+	if found && c.Type == salesforceType && conn.Capabilities().DescribeObject {
+		if obj, err := conn.DescribeObject(ctx, s.Object); err == nil {
+			createOnly = map[string]bool{}
+			for _, f := range obj.Fields {
+				if f.Createable && !f.Updateable {
+					createOnly[f.Name] = true
+				}
+			}
+		}
+	}
+
+	switch {
+	case rec.del:
+		p.Action = "delete"
+		if p.Found != nil && !found {
+			p.Action, p.Why = "nothing", "the record would be deleted, but the target has no record with that key"
+		}
+	case p.Error != "":
+		p.Action, p.Why = "nothing", errWhy
+	case s.Mode == connectors.Insert:
+		p.Action = "create"
+	case s.Mode == connectors.Update && !found:
+		p.Action, p.Why = "nothing", "mode is update and the target has no record with that key: the sync would dead-letter it"
+	case found:
+		p.Action = "update"
+	default:
+		p.Action = "create"
+	}
+
+	for _, name := range m.Fields() {
+		f := previewField{Field: name}
+		f.Mapped, f.HasMapped = mapped[name]
+		if found {
+			f.Current, f.HasCur = current[name]
+		}
+		switch {
+		case rec.del || p.Error != "":
+			if !f.HasCur {
+				continue
+			}
+		case !f.HasMapped:
+			f.Note = "left out"
+			if p.Action == "update" {
+				f.Note = "left out: the target keeps its value"
+			}
+			f.Changed = ptr(false)
+		case p.Action == "update" && createOnly[name]:
+			f.Note = "create-only: left out of updates"
+			f.Changed = ptr(false)
+		case p.Action == "create":
+			f.Changed = ptr(true)
+		case !f.HasCur:
+			f.Note = "not read back (a relationship or a field the target does not return)"
+		default:
+			f.Changed = ptr(!sameValue(f.Current, f.Mapped))
+		}
+		p.Fields = append(p.Fields, f)
+	}
+	return p, nil
+}
+
+const salesforceType = "salesforce"
+
+func ptr[T any](v T) *T { return &v }
+
+// sameValue compares a target's value with a mapped one as the target would
+// store it: numbers by value (120 = 120.0, and "120" for a number), times
+// by instant (2024-05-01T10:00:00.000+0000 = 2024-05-01T10:00:00Z), the
+// rest as JSON. Two texts are compared as texts ("007" is not "7").
+func sameValue(cur, mapped any) bool {
+	_, curText := cur.(string)
+	_, mappedText := mapped.(string)
+	if cf, ok := asNumber(cur); ok && !(curText && mappedText) {
+		if mf, ok := asNumber(mapped); ok {
+			return cf == mf
+		}
+	}
+	if cs, ok := cur.(string); ok {
+		if ms, ok := mapped.(string); ok {
+			if cs == ms {
+				return true
+			}
+			if ct, ok := asTime(cs); ok {
+				if mt, ok := asTime(ms); ok {
+					return ct.Equal(mt)
+				}
+			}
+			return false
+		}
+	}
+	a, _ := json.Marshal(cur)
+	b, _ := json.Marshal(mapped)
+	return bytes.Equal(a, b)
+}
+
+func asNumber(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case float64:
+		return x, true
+	case string:
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05-0700", "2006-01-02T15:04:05.000Z0700"}
+
+func asTime(s string) (time.Time, bool) {
+	if len(s) < 19 {
+		return time.Time{}, false
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// printTable prints the preview for people.
+func (p *preview) printTable(w io.Writer) {
+	fmt.Fprintf(w, "sync %s: %s %s, %s", p.Sync, p.Connector, p.Object, p.Mode)
+	if p.ExternalID != "" {
+		fmt.Fprintf(w, " by %s", p.ExternalID)
+	}
+	fmt.Fprintf(w, ", key %q\n", p.Key)
+	switch {
+	case p.Found == nil:
+	case *p.Found && p.TargetID != "":
+		fmt.Fprintf(w, "the target holds the record: %s\n", p.TargetID)
+	case *p.Found:
+		fmt.Fprintln(w, "the target holds the record")
+	default:
+		fmt.Fprintln(w, "the target has no record with that key")
+	}
+	if p.Error != "" {
+		fmt.Fprintf(w, "mapping error: %s\n", p.Error)
+	}
+	changed := 0
+	for _, f := range p.Fields {
+		if f.Changed != nil && *f.Changed {
+			changed++
+		}
+	}
+	action := "would " + p.Action + " the record"
+	switch p.Action {
+	case "nothing":
+		action = "would write nothing"
+	case "update", "create":
+		action += fmt.Sprintf(": %d of %d field(s) change", changed, len(p.Fields))
+	}
+	fmt.Fprintf(w, "the sync %s", action)
+	if p.Why != "" {
+		fmt.Fprintf(w, " (%s)", p.Why)
+	}
+	fmt.Fprintln(w, "; nothing was written")
+	if len(p.Fields) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIELD\tCURRENT\tMAPPED\tCHANGED")
+	for _, f := range p.Fields {
+		cur, mapped, ch := "-", "-", "?"
+		if f.HasCur {
+			cur = shortJSON(f.Current)
+		}
+		if f.HasMapped {
+			mapped = shortJSON(f.Mapped)
+		}
+		if f.Changed != nil {
+			ch = map[bool]string{true: "yes", false: "no"}[*f.Changed]
+		}
+		if f.Note != "" {
+			ch += " (" + f.Note + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Field, cur, mapped, ch)
+	}
+	_ = tw.Flush()
+}
+
+// shortJSON renders a value as compact JSON, at most 48 characters.
+func shortJSON(v any) string {
+	b, err := marshalNoEscape(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	s := []rune(string(b))
+	if len(s) > 48 {
+		return string(s[:47]) + "…"
+	}
+	return string(s)
+}
