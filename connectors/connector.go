@@ -115,6 +115,13 @@ type Description struct {
 	MaxBatch int `json:"max_batch"`
 	// Objects the connector can write or read, by name.
 	Objects []string `json:"objects,omitempty"`
+	// Writes and Reads say which of Objects Write accepts and Read pages
+	// through; empty when the connector does not say.
+	Writes []string `json:"writes,omitempty"`
+	Reads  []string `json:"reads,omitempty"`
+	// Entities are the hub entities the connector works with (member,
+	// transaction, voucher, segment).
+	Entities []string `json:"entities,omitempty"`
 	// ConfigSchema is a JSON Schema (OpenAPI 3 subset) of the connector's
 	// config block; the config loader checks the block against it.
 	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`

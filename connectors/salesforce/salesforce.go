@@ -90,6 +90,11 @@ func (c *Connector) Describe(context.Context) (connectors.Description, error) {
 			"Account", "Contact", "LoyaltyProgramMember", "LoyaltyMemberCurrency",
 			"LoyaltyMemberTier", "TransactionJournal", "LoyaltyLedger", "Voucher",
 		},
+		Writes: []string{
+			"Account", "Contact", "LoyaltyProgramMember", "LoyaltyMemberCurrency",
+			"LoyaltyMemberTier", "TransactionJournal", "LoyaltyLedger", "Voucher",
+		},
+		Entities:     []string{"member", "transaction", "voucher"},
 		ConfigSchema: json.RawMessage(configSchema),
 	}, nil
 }

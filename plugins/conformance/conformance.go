@@ -270,10 +270,18 @@ func (r *run) describe() error {
 	if !r.caps.Write && !r.caps.Read {
 		errs = append(errs, "the plugin neither writes nor reads")
 	}
+	for _, o := range append(append([]string(nil), d.Writes...), d.Reads...) {
+		if !slices.Contains(d.Objects, o) {
+			errs = append(errs, fmt.Sprintf("writes/reads name %q, which objects does not list", o))
+		}
+	}
 	if f := r.opts.Fixture; f != nil {
 		for _, w := range f.Writes {
 			if !slices.Contains(d.Objects, w.Object) {
 				errs = append(errs, fmt.Sprintf("fixture writes %q, which objects does not list", w.Object))
+			}
+			if len(d.Writes) > 0 && !slices.Contains(d.Writes, w.Object) {
+				errs = append(errs, fmt.Sprintf("fixture writes %q, which writes does not list", w.Object))
 			}
 		}
 	}

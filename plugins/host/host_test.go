@@ -115,6 +115,9 @@ func TestPluginCarriesTheContract(t *testing.T) {
 	assert.Equal(t, "fake", d.Name)
 	assert.Equal(t, 200, d.MaxBatch)
 	assert.Equal(t, []string{"Thing"}, d.Objects)
+	assert.Equal(t, []string{"Thing"}, d.Writes, "writes cross the wire")
+	assert.Equal(t, []string{"Thing"}, d.Reads, "reads cross the wire")
+	assert.Equal(t, []string{"member"}, d.Entities, "entities cross the wire")
 	assert.JSONEq(t, `{"type":"object","properties":{"dir":{"type":"string"},"write_delay_ms":{"type":"integer"}}}`, string(d.ConfigSchema))
 	assert.Equal(t, host.Capabilities{Write: true, Read: true, DescribeObject: true, SDK: "loyaltyhub-go-sdk/1"}, p.Capabilities())
 

@@ -65,7 +65,7 @@ func New(logger *slog.Logger) *Connector {
 // Describe describes the fake.
 func (c *Connector) Describe(context.Context) (connectors.Description, error) {
 	return connectors.Description{
-		Name: "fake", Version: "1.0.0", Summary: "test connector", MaxBatch: 200, Objects: []string{"Thing"},
+		Name: "fake", Version: "1.0.0", Summary: "test connector", MaxBatch: 200, Objects: []string{"Thing"}, Writes: []string{"Thing"}, Reads: []string{"Thing"}, Entities: []string{"member"},
 		ConfigSchema: json.RawMessage(`{"type":"object","properties":{"dir":{"type":"string"},"write_delay_ms":{"type":"integer"}}}`),
 	}, nil
 }

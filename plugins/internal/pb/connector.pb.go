@@ -383,8 +383,14 @@ type DescribeResponse struct {
 	ConfigSchema []byte        `protobuf:"bytes,6,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"`
 	Capabilities *Capabilities `protobuf:"bytes,7,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// sdk is the name and version of the SDK that serves the plugin (for logs).
-	Sdk           string `protobuf:"bytes,8,opt,name=sdk,proto3" json:"sdk,omitempty"`
-	Error         *Error `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	Sdk string `protobuf:"bytes,8,opt,name=sdk,proto3" json:"sdk,omitempty"`
+	// writes lists the objects Write accepts; reads the objects Read pages through.
+	Writes []string `protobuf:"bytes,9,rep,name=writes,proto3" json:"writes,omitempty"`
+	Reads  []string `protobuf:"bytes,10,rep,name=reads,proto3" json:"reads,omitempty"`
+	// entities lists the hub entities the connector works with (member,
+	// transaction, voucher, segment).
+	Entities      []string `protobuf:"bytes,11,rep,name=entities,proto3" json:"entities,omitempty"`
+	Error         *Error   `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +479,27 @@ func (x *DescribeResponse) GetSdk() string {
 		return x.Sdk
 	}
 	return ""
+}
+
+func (x *DescribeResponse) GetWrites() []string {
+	if x != nil {
+		return x.Writes
+	}
+	return nil
+}
+
+func (x *DescribeResponse) GetReads() []string {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+func (x *DescribeResponse) GetEntities() []string {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
 }
 
 func (x *DescribeResponse) GetError() *Error {
@@ -1769,7 +1796,7 @@ const file_connector_proto_rawDesc = "" +
 	"\x0fdescribe_object\x18\x03 \x01(\bR\x0edescribeObject\x12\x1d\n" +
 	"\n" +
 	"get_record\x18\x04 \x01(\bR\tgetRecord\"\x11\n" +
-	"\x0fDescribeRequest\"\xc9\x02\n" +
+	"\x0fDescribeRequest\"\x93\x03\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
@@ -1778,7 +1805,11 @@ const file_connector_proto_rawDesc = "" +
 	"\aobjects\x18\x05 \x03(\tR\aobjects\x12#\n" +
 	"\rconfig_schema\x18\x06 \x01(\fR\fconfigSchema\x12I\n" +
 	"\fcapabilities\x18\a \x01(\v2%.loyaltyhub.connector.v1.CapabilitiesR\fcapabilities\x12\x10\n" +
-	"\x03sdk\x18\b \x01(\tR\x03sdk\x124\n" +
+	"\x03sdk\x18\b \x01(\tR\x03sdk\x12\x16\n" +
+	"\x06writes\x18\t \x03(\tR\x06writes\x12\x14\n" +
+	"\x05reads\x18\n" +
+	" \x03(\tR\x05reads\x12\x1a\n" +
+	"\bentities\x18\v \x03(\tR\bentities\x124\n" +
 	"\x05error\x18\x0f \x01(\v2\x1e.loyaltyhub.connector.v1.ErrorR\x05error\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"I\n" +

@@ -325,6 +325,9 @@ func DescriptionToPB(d connectors.Description, caps Capabilities, sdk string) *p
 		Summary:      d.Summary,
 		MaxBatch:     int32(min(d.MaxBatch, math.MaxInt32)),
 		Objects:      d.Objects,
+		Writes:       d.Writes,
+		Reads:        d.Reads,
+		Entities:     d.Entities,
 		ConfigSchema: d.ConfigSchema,
 		Capabilities: &pb.Capabilities{Write: caps.Write, Read: caps.Read, DescribeObject: caps.DescribeObject, GetRecord: caps.GetRecord},
 		Sdk:          sdk,
@@ -339,6 +342,9 @@ func DescriptionFromPB(d *pb.DescribeResponse) (connectors.Description, Capabili
 		Summary:  d.GetSummary(),
 		MaxBatch: int(d.GetMaxBatch()),
 		Objects:  d.GetObjects(),
+		Writes:   d.GetWrites(),
+		Reads:    d.GetReads(),
+		Entities: d.GetEntities(),
 	}
 	if len(d.GetConfigSchema()) > 0 {
 		desc.ConfigSchema = json.RawMessage(d.GetConfigSchema())

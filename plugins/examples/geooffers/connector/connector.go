@@ -91,6 +91,9 @@ func (c *Connector) Describe(context.Context) (sdk.Description, error) {
 		Summary:      "GeoOffers: geolocated offers for loyalty members; issues vouchers back",
 		MaxBatch:     MaxBatch,
 		Objects:      []string{ObjectMembers, ObjectMemberships, ObjectVouchers},
+		Writes:       []string{ObjectMembers, ObjectMemberships},
+		Reads:        []string{ObjectVouchers},
+		Entities:     []string{"member", "segment", "voucher"},
 		ConfigSchema: json.RawMessage(configSchema),
 	}, nil
 }
