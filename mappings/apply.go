@@ -50,10 +50,20 @@ type state struct {
 	ev     eventEnv
 	levels [][]gjson.Result // extracted values per scope level
 	elems  []gjson.Result   // current element per level (level ≥ 1)
-	envs   []map[string]any // expression env per level
+	vals   [][]xval         // expression variables per level
+	valsOf []*scope         // scope whose vals are filled at that level (nil: stale)
+	envs   []map[string]any // expression env per level, for the VM
 	envOf  []*scope         // scope whose env is filled at that level (nil: stale)
 	index  []int            // current element index per level, for messages
+	args   []any            // arguments of a natively called function
+	memo   []textMemo       // text results kept for siblings (field.memo)
 	vm     vm.VM
+}
+
+// textMemo is a field's text after its text transforms.
+type textMemo struct {
+	s  string
+	ok bool
 }
 
 func (m *Mapping) newState() any {
@@ -62,9 +72,13 @@ func (m *Mapping) newState() any {
 		m:      m,
 		levels: make([][]gjson.Result, n),
 		elems:  make([]gjson.Result, n),
+		vals:   make([][]xval, n),
+		valsOf: make([]*scope, n),
 		envs:   make([]map[string]any, n),
 		envOf:  make([]*scope, n),
 		index:  make([]int, n),
+		args:   make([]any, maxCallArgs),
+		memo:   make([]textMemo, m.nmemo),
 	}
 	st.levels[0] = make([]gjson.Result, len(m.root.ext.paths))
 	return st
@@ -94,11 +108,14 @@ func (st *state) release() {
 		clear(st.levels[i])
 	}
 	clear(st.elems)
+	clear(st.memo)
 	for i, env := range st.envs {
 		if env != nil {
 			clear(env)
 		}
 		st.envOf[i] = nil
+		clear(st.vals[i])
+		st.valsOf[i] = nil
 	}
 	st.ctx = nil
 	st.ev = eventEnv{}
@@ -107,19 +124,11 @@ func (st *state) release() {
 func (st *state) run() (map[string]any, error) {
 	m := st.m
 	if m.when != nil {
-		env, err := st.env(m.root)
+		pass, err := st.when()
 		if err != nil {
-			return nil, &RecordError{Field: "when", Err: err}
+			return nil, err
 		}
-		ok, err := st.vm.Run(m.when, env)
-		if err != nil {
-			return nil, &RecordError{Field: "when", Err: exprRunError(err)}
-		}
-		b, isBool := ok.(bool)
-		if !isBool {
-			return nil, &RecordError{Field: "when", Err: fmt.Errorf("the condition returned %s, not true or false", describeValue(ok))}
-		}
-		if !b {
+		if !pass {
 			return nil, ErrFiltered
 		}
 	}
@@ -136,22 +145,85 @@ func (st *state) run() (map[string]any, error) {
 	return out, nil
 }
 
+// when evaluates the mapping's `when` condition.
+func (st *state) when() (bool, error) {
+	m := st.m
+	vals, err := st.vars(m.root)
+	if err != nil {
+		return false, &RecordError{Field: "when", Err: err}
+	}
+	if m.whenX != nil {
+		// The program casts its result to bool: nil reads as false.
+		if x, ok := st.xeval(m.whenX, vals); ok && (x.k == xBool || x.k == xNil) {
+			return x.b, nil
+		}
+	}
+	env := st.env(m.root)
+	ok, err := st.vm.Run(m.when, env)
+	if err != nil {
+		return false, &RecordError{Field: "when", Err: exprRunError(err)}
+	}
+	b, isBool := ok.(bool)
+	if !isBool {
+		return false, &RecordError{Field: "when", Err: fmt.Errorf("the condition returned %s, not true or false", describeValue(ok))}
+	}
+	return b, nil
+}
+
 // eval computes one field: its source, then transform → map → lookup on a
 // present value, then default and required.
 func (st *state) eval(f *field) (any, bool, error) {
+	if f.plain {
+		// A value copied from the data as it is.
+		r := &st.levels[f.level][f.slot]
+		if exists(*r) && r.Type != gjson.Null {
+			return scalarValue(r), true, nil
+		}
+		return st.settle(f, nil, exists(*r))
+	}
 	var v any
-	var ok bool
+	var ok, done, mapped bool
 	var err error
 	steps := f.transforms
-	if f.kind == srcPath && len(steps) > 0 && steps[0].sfn != nil && st.levels[f.level][f.slot].Type == gjson.String {
-		// Text read from the data through text transforms: no boxing in between.
-		var n int
-		if v, n, err = runText(steps, st.levels[f.level][f.slot].Str); err != nil {
-			return nil, false, st.recordErr(f, err)
+	if f.memo > 0 {
+		st.memo[f.memo-1].ok = false
+	}
+	if f.fastText {
+		// Text read from the data through text transforms and a map, or
+		// an array of text joined: no boxing in between.
+		r := &st.levels[f.level][f.slot]
+		switch {
+		case r.Type == gjson.String && (f.textSteps > 0 || len(steps) == 0):
+			s, n := r.Str, 0
+			if f.reuse > 0 && st.memo[f.reuse-1].ok {
+				s, n = st.memo[f.reuse-1].s, f.reuseN
+			}
+			if s, _, err = runText(steps[n:f.textSteps], s); err != nil {
+				return nil, false, st.recordErr(f, err)
+			}
+			if f.memo > 0 {
+				st.memo[f.memo-1] = textMemo{s: s, ok: true}
+			}
+			steps = steps[f.textSteps:]
+			done, ok = true, true
+			if len(steps) == 0 && f.hasMap {
+				if v, err = st.mapText(f, s); err != nil {
+					return nil, false, err
+				}
+				mapped = true
+			} else {
+				v = s
+			}
+		case f.joinFirst && r.IsArray():
+			if s, joined := joinText(*r, steps[0].sep); joined {
+				v, done, ok, steps = s, true, true, steps[1:]
+			}
 		}
-		ok, steps = true, steps[n:]
-	} else if v, ok, err = st.source(f); err != nil {
-		return nil, false, err
+	}
+	if !done {
+		if v, ok, err = st.source(f); err != nil {
+			return nil, false, err
+		}
 	}
 	if ok && v != nil {
 		if len(steps) > 0 {
@@ -159,7 +231,7 @@ func (st *state) eval(f *field) (any, bool, error) {
 				return nil, false, st.recordErr(f, err)
 			}
 		}
-		if f.hasMap && v != nil {
+		if f.hasMap && v != nil && !mapped {
 			if v, err = st.mapValue(f, v); err != nil {
 				return nil, false, err
 			}
@@ -173,6 +245,11 @@ func (st *state) eval(f *field) (any, bool, error) {
 			return nil, false, st.recordErr(f, err)
 		}
 	}
+	return st.settle(f, v, ok)
+}
+
+// settle applies default and required to a field's value.
+func (st *state) settle(f *field, v any, ok bool) (any, bool, error) {
 	if (!ok || v == nil) && f.hasDefault {
 		v, ok = cloneJSON(f.def), true
 	}
@@ -220,11 +297,20 @@ func (st *state) source(f *field) (any, bool, error) {
 	case srcConst:
 		return cloneJSON(f.konst), true, nil
 	case srcExpr:
-		env, err := st.env(f.scope)
+		vals, err := st.vars(f.scope)
 		if err != nil {
 			return nil, false, st.recordErr(f, err)
 		}
-		v, err := st.vm.Run(f.prog, env)
+		if f.xprog != nil {
+			if x, ok := st.xeval(f.xprog, vals); ok {
+				v, err := xresult(x)
+				if err != nil {
+					return nil, false, st.recordErr(f, err)
+				}
+				return v, true, nil
+			}
+		}
+		v, err := st.vm.Run(f.prog, st.env(f.scope))
 		if err != nil {
 			return nil, false, st.recordErr(f, exprRunError(err))
 		}
@@ -275,6 +361,7 @@ func (st *state) each(f *field) (any, bool, error) {
 		st.index[lv] = i
 		st.elems[lv] = el
 		st.envOf[lv] = nil
+		st.valsOf[lv] = nil
 		clear(buf)
 		es.ext.extract(el.Raw, buf)
 		var v any
@@ -290,18 +377,45 @@ func (st *state) each(f *field) (any, bool, error) {
 		return true
 	})
 	st.envOf[lv] = nil
+	st.valsOf[lv] = nil
 	if err != nil {
 		return nil, false, err
 	}
 	return out, true, nil
 }
 
-// env returns the expression env of scope sc for the current record or
-// element, filling it on first use.
-func (st *state) env(sc *scope) (map[string]any, error) {
+// vars returns the expression variables of scope sc for the current record
+// or element, reading and converting them on first use.
+func (st *state) vars(sc *scope) ([]xval, error) {
+	lv := sc.level
+	if st.valsOf[lv] == sc {
+		return st.vals[lv], nil
+	}
+	vals := st.vals[lv]
+	if cap(vals) < len(sc.vars) {
+		vals = make([]xval, len(sc.vars))
+	}
+	vals = vals[:len(sc.vars)]
+	st.vals[lv] = vals
+	st.valsOf[lv], st.envOf[lv] = nil, nil
+	for i, v := range sc.vars {
+		x, err := varXVal(&st.levels[v.level][v.slot], v.typ)
+		if err != nil {
+			clear(vals)
+			return nil, fmt.Errorf("source field %s: %w", v.name, err)
+		}
+		vals[i] = x
+	}
+	st.valsOf[lv] = sc
+	return vals, nil
+}
+
+// env returns the expression env of scope sc for the VM, built from its
+// variables (st.vars(sc) must have succeeded).
+func (st *state) env(sc *scope) map[string]any {
 	lv := sc.level
 	if st.envOf[lv] == sc {
-		return st.envs[lv], nil
+		return st.envs[lv]
 	}
 	env := st.envs[lv]
 	if env == nil {
@@ -311,15 +425,19 @@ func (st *state) env(sc *scope) (map[string]any, error) {
 		clear(env)
 	}
 	env["$event"] = &st.ev
-	for _, v := range sc.vars {
-		val, err := varValue(st.levels[v.level][v.slot], v.typ)
-		if err != nil {
-			return nil, fmt.Errorf("source field %s: %w", v.name, err)
-		}
-		env[v.name] = val
+	for i, v := range sc.vars {
+		env[v.name] = st.vals[lv][i].box()
 	}
 	st.envOf[lv] = sc
-	return env, nil
+	return env
+}
+
+// mapText is mapValue for text.
+func (st *state) mapText(f *field, s string) (any, error) {
+	if t, found := f.mapv[s]; found {
+		return cloneJSON(t), nil
+	}
+	return st.mapValue(f, s)
 }
 
 func (st *state) mapValue(f *field, v any) (any, error) {

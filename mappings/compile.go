@@ -61,9 +61,11 @@ type Mapping struct {
 	root     *scope
 	fields   []*field
 	when     *vm.Program
+	whenX    *xnode // `when` for the native evaluator; nil: the VM
 	resolver Resolver
 	pool     *sync.Pool // *state
 	depth    int        // deepest scope level
+	nmemo    int        // text results kept for siblings
 }
 
 // Name is the mapping's name (from `name:` or the file name).
@@ -151,6 +153,7 @@ type field struct {
 	event eventAttr
 	konst any
 	prog  *vm.Program
+	xprog *xnode // prog for the native evaluator; nil: the VM
 	scope *scope // scope the expression's env is built in
 
 	children  []*field
@@ -158,6 +161,13 @@ type field struct {
 	elem      *field // each without fields: the per-element pipeline
 
 	transforms  []*transformStep
+	textSteps   int  // leading transforms that work on text (sfn)
+	joinFirst   bool // the first transform is join
+	fastText    bool // a `from` path with text transforms, a map or a join first: see state.eval
+	plain       bool // a `from` path and nothing else (default and required aside)
+	memo        int  // 1 + index in state.memo where the text result is kept; 0: not kept
+	reuse       int  // 1 + index in state.memo of a sibling's text result to start from; 0: none
+	reuseN      int  // how many of the leading transforms that result has run
 	mapv        map[string]any
 	hasMap      bool
 	mapKeys     []string
@@ -192,21 +202,28 @@ func Compile(spec *Spec, opts ...Option) (*Mapping, error) {
 	}
 	m.fields = c.fields(spec.Fields, m.root, "fields", "")
 	if strings.TrimSpace(spec.When) != "" {
-		m.when = c.expression(spec.When, spec.WhenPos, "when", m.root, true)
+		m.when, m.whenX = c.expression(spec.When, spec.WhenPos, "when", m.root, true)
 	}
 	if len(c.probs) > 0 {
 		sortProblems(c.probs)
 		return nil, c.probs
 	}
 	m.depth = c.maxLevel
-	m.pool = &sync.Pool{New: func() any { return m.newState() }}
+	m.nmemo = c.nmemo
+	m.pool = newStatePool(m)
 	return m, nil
+}
+
+// newStatePool pools m's per-call working memory.
+func newStatePool(m *Mapping) *sync.Pool {
+	return &sync.Pool{New: func() any { return m.newState() }}
 }
 
 type compiler struct {
 	file     string
 	probs    Problems
 	maxLevel int
+	nmemo    int // text results kept for siblings (field.memo)
 }
 
 func (c *compiler) add(pos Pos, path, msg, hint string) {
@@ -220,7 +237,41 @@ func (c *compiler) fields(specs []*FieldSpec, sc *scope, path, label string) []*
 			out = append(out, f)
 		}
 	}
+	c.shareText(out)
 	return out
+}
+
+// shareText lets a field whose text transforms start with all of an
+// earlier sibling's (same path) start from that sibling's result:
+// `email | trim | lower` then `email | trim | lower | sha256` lowers once.
+// Siblings run in order, so the earlier one has always run.
+func (c *compiler) shareText(fields []*field) {
+	for i, f := range fields {
+		if f.kind != srcPath || f.textSteps == 0 {
+			continue
+		}
+		var best *field
+		for _, g := range fields[:i] {
+			if g.kind != srcPath || g.level != f.level || g.slot != f.slot || g.textSteps == 0 || g.textSteps > f.textSteps {
+				continue
+			}
+			same := true
+			for k := 0; k < g.textSteps; k++ {
+				same = same && g.transforms[k].sig == f.transforms[k].sig
+			}
+			if same && (best == nil || g.textSteps > best.textSteps) {
+				best = g
+			}
+		}
+		if best == nil {
+			continue
+		}
+		if best.memo == 0 {
+			c.nmemo++
+			best.memo = c.nmemo
+		}
+		f.reuse, f.reuseN = best.memo, best.textSteps
+	}
 }
 
 func (c *compiler) field(fs *FieldSpec, sc *scope, path, label string) *field {
@@ -264,7 +315,7 @@ func (c *compiler) field(fs *FieldSpec, sc *scope, path, label string) *field {
 		f.kind, f.konst = srcConst, fs.Value
 	case fs.Expr != "":
 		f.kind, f.scope = srcExpr, sc
-		f.prog = c.expression(fs.Expr, fs.KeyPos("expr"), path+".expr", sc, false)
+		f.prog, f.xprog = c.expression(fs.Expr, fs.KeyPos("expr"), path+".expr", sc, false)
 	default:
 		f.kind = srcObject
 		f.children = c.fields(fs.Fields, sc, path+".fields", label)
@@ -299,6 +350,10 @@ func (c *compiler) field(fs *FieldSpec, sc *scope, path, label string) *field {
 func (c *compiler) pipeline(f *field, fs *FieldSpec, path string) {
 	if len(fs.Transform) > 0 && f.kind != srcObject {
 		f.transforms = c.transforms(fs.Transform, fs.KeyPos("transform"), path+".transform")
+		for f.textSteps < len(f.transforms) && f.transforms[f.textSteps].sfn != nil {
+			f.textSteps++
+		}
+		f.joinFirst = len(f.transforms) > 0 && f.transforms[0].name == "join"
 	}
 	if fs.HasMap && f.kind != srcObject {
 		f.hasMap = true
@@ -315,6 +370,8 @@ func (c *compiler) pipeline(f *field, fs *FieldSpec, path string) {
 	if fs.Lookup != nil && f.kind != srcObject {
 		f.lookup = c.lookup(fs.Lookup, path+".lookup")
 	}
+	f.fastText = f.kind == srcPath && (f.textSteps > 0 || f.hasMap || f.joinFirst)
+	f.plain = f.kind == srcPath && len(f.transforms) == 0 && !f.hasMap && f.lookup == nil
 }
 
 func (c *compiler) each(f *field, fs *FieldSpec, sc *scope, path, label string) {
@@ -352,7 +409,7 @@ func (c *compiler) each(f *field, fs *FieldSpec, sc *scope, path, label string) 
 		c.from(e, fs.From, fs.KeyPos("from"), es, path+".from")
 	case fs.Expr != "":
 		e.kind, e.scope = srcExpr, es
-		e.prog = c.expression(fs.Expr, fs.KeyPos("expr"), path+".expr", es, false)
+		e.prog, e.xprog = c.expression(fs.Expr, fs.KeyPos("expr"), path+".expr", es, false)
 	default:
 		e.kind, e.level = srcThis, es.level
 	}

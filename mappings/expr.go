@@ -39,17 +39,24 @@ type exprVar struct {
 	typ   string // source type: string, number, ... or "" (any)
 }
 
-// exprFunctions are the hub's functions available in every expression, on
-// top of expr-lang's built-ins.
-var exprFunctions = []expr.Option{
-	expr.Function("sha256", func(p ...any) (any, error) {
+// hubFunc is one of the hub's expression functions: its implementation
+// (called by the expr VM and, with the same arguments, by the native
+// evaluator) and its signatures for the type checker.
+type hubFunc struct {
+	name  string
+	fn    func(p ...any) (any, error)
+	types []any
+}
+
+var hubFuncs = []hubFunc{
+	{"sha256", func(p ...any) (any, error) {
 		s, err := toText(p[0])
 		if err != nil {
 			return nil, err
 		}
 		return sha256Hex(s), nil
-	}, new(func(string) string)),
-	expr.Function("e164", func(p ...any) (any, error) {
+	}, []any{new(func(string) string)}},
+	{"e164", func(p ...any) (any, error) {
 		s, err := toText(p[0])
 		if err != nil {
 			return nil, err
@@ -64,8 +71,8 @@ var exprFunctions = []expr.Option{
 			}
 		}
 		return toE164(s, region)
-	}, new(func(string) string), new(func(string, string) string)),
-	expr.Function("truncate", func(p ...any) (any, error) {
+	}, []any{new(func(string) string), new(func(string, string) string)}},
+	{"truncate", func(p ...any) (any, error) {
 		s, err := toText(p[0])
 		if err != nil {
 			return nil, err
@@ -75,15 +82,15 @@ var exprFunctions = []expr.Option{
 			return nil, fmt.Errorf("truncate: length must be a whole number ≥ 0")
 		}
 		return truncateRunes(s, int(n)), nil
-	}, new(func(string, int) string)),
-	expr.Function("digits", func(p ...any) (any, error) {
+	}, []any{new(func(string, int) string)}},
+	{"digits", func(p ...any) (any, error) {
 		s, err := toText(p[0])
 		if err != nil {
 			return nil, err
 		}
 		return keepDigits(s), nil
-	}, new(func(string) string)),
-	expr.Function("roundTo", func(p ...any) (any, error) {
+	}, []any{new(func(string) string)}},
+	{"roundTo", func(p ...any) (any, error) {
 		f, err := toFloat(p[0])
 		if err != nil {
 			return nil, err
@@ -93,8 +100,8 @@ var exprFunctions = []expr.Option{
 			return nil, fmt.Errorf("roundTo: decimals must be between 0 and 15")
 		}
 		return roundTo(f, int(n)), nil
-	}, new(func(float64, int) float64)),
-	expr.Function("formatNumber", func(p ...any) (any, error) {
+	}, []any{new(func(float64, int) float64)}},
+	{"formatNumber", func(p ...any) (any, error) {
 		f, err := toFloat(p[0])
 		if err != nil {
 			return nil, err
@@ -110,8 +117,8 @@ var exprFunctions = []expr.Option{
 			}
 		}
 		return formatNumber(f, int(n), sep), nil
-	}, new(func(float64, int) string), new(func(float64, int, string) string)),
-	expr.Function("formatTime", func(p ...any) (any, error) {
+	}, []any{new(func(float64, int) string), new(func(float64, int, string) string)}},
+	{"formatTime", func(p ...any) (any, error) {
 		t, err := toTime(p[0], time.UTC)
 		if err != nil {
 			return nil, err
@@ -131,8 +138,8 @@ var exprFunctions = []expr.Option{
 			}
 		}
 		return t.In(loc).Format(namedLayout(layout)), nil
-	}, new(func(time.Time, string) string), new(func(time.Time, string, string) string)),
-	expr.Function("parseTime", func(p ...any) (any, error) {
+	}, []any{new(func(time.Time, string) string), new(func(time.Time, string, string) string)}},
+	{"parseTime", func(p ...any) (any, error) {
 		s, err := toText(p[0])
 		if err != nil {
 			return nil, err
@@ -156,18 +163,18 @@ var exprFunctions = []expr.Option{
 			return nil, fmt.Errorf("parseTime: %q does not match the layout %q", s, layout)
 		}
 		return t, nil
-	}, new(func(string, string) time.Time), new(func(string, string, string) time.Time)),
-	expr.Function("toTime", func(p ...any) (any, error) {
+	}, []any{new(func(string, string) time.Time), new(func(string, string, string) time.Time)}},
+	{"toTime", func(p ...any) (any, error) {
 		return toTime(p[0], time.UTC)
-	}, new(func(any) time.Time)),
-	expr.Function("sprintf", func(p ...any) (any, error) {
+	}, []any{new(func(any) time.Time)}},
+	{"sprintf", func(p ...any) (any, error) {
 		f, err := toText(p[0])
 		if err != nil {
 			return nil, err
 		}
 		return fmt.Sprintf(f, p[1:]...), nil
-	}, new(func(string, ...any) string)),
-	expr.Function("coalesce", func(p ...any) (any, error) {
+	}, []any{new(func(string, ...any) string)}},
+	{"coalesce", func(p ...any) (any, error) {
 		for _, v := range p {
 			if v == nil {
 				continue
@@ -178,8 +185,27 @@ var exprFunctions = []expr.Option{
 			return v, nil
 		}
 		return nil, nil
-	}),
+	}, nil},
 }
+
+// hubFuncIndex finds a hub function by name.
+var hubFuncIndex = func() map[string]*hubFunc {
+	idx := make(map[string]*hubFunc, len(hubFuncs))
+	for i := range hubFuncs {
+		idx[hubFuncs[i].name] = &hubFuncs[i]
+	}
+	return idx
+}()
+
+// exprFunctions are the hub's functions available in every expression, on
+// top of expr-lang's built-ins.
+var exprFunctions = func() []expr.Option {
+	opts := make([]expr.Option, len(hubFuncs))
+	for i, f := range hubFuncs {
+		opts[i] = expr.Function(f.name, f.fn, f.types...)
+	}
+	return opts
+}()
 
 var exprFunctionNames = []string{"sha256", "e164", "truncate", "digits", "roundTo", "formatNumber", "formatTime", "parseTime", "toTime", "sprintf", "coalesce"}
 
@@ -332,7 +358,10 @@ func (p *chainPatcher) Visit(node *ast.Node) {
 // expression compiles src in scope sc. Data fields are variables
 // (`first_name`, `address.city`, `$this["odd key"]`, `$root.x` from inside
 // `each`), `$event` holds the envelope.
-func (c *compiler) expression(src string, pos Pos, path string, sc *scope, asBool bool) *vm.Program {
+//
+// It also returns the expression compiled for the native evaluator (nil
+// when it needs the VM).
+func (c *compiler) expression(src string, pos Pos, path string, sc *scope, asBool bool) (*vm.Program, *xnode) {
 	cfg := conf.CreateNew()
 	for _, o := range exprFunctions {
 		o(cfg)
@@ -340,7 +369,7 @@ func (c *compiler) expression(src string, pos Pos, path string, sc *scope, asBoo
 	tree, err := parser.ParseWithConfig(src, cfg)
 	if err != nil {
 		c.exprError(err, src, pos, path)
-		return nil
+		return nil, nil
 	}
 	col := &collector{chains: map[ast.Node]collected{}, lets: map[string]bool{}}
 	ast.Walk(&tree.Node, col)
@@ -404,7 +433,7 @@ func (c *compiler) expression(src string, pos Pos, path string, sc *scope, asBoo
 		env[name] = typeOf(typ)
 	}
 	if bad {
-		return nil
+		return nil, nil
 	}
 	opts := append(append([]expr.Option{}, exprFunctions...), expr.Env(env), expr.Patch(&chainPatcher{names: names}))
 	if asBool {
@@ -413,9 +442,9 @@ func (c *compiler) expression(src string, pos Pos, path string, sc *scope, asBoo
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		c.exprError(err, src, pos, path)
-		return nil
+		return nil, nil
 	}
-	return prog
+	return prog, nativeExpr(prog.Node(), sc)
 }
 
 func (s *scope) bind(v exprVar) {

@@ -1,6 +1,7 @@
 package mappings
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -20,11 +21,19 @@ type extractor struct {
 }
 
 type trieNode struct {
-	kids  map[string]*trieNode
-	first [256]bool   // first bytes of the kids' keys: most keys are rejected without hashing
+	key   string               // this node's key in its parent
+	kids  map[string]*trieNode // by key
+	tab   []uint8              // by keyHash: 1 + index in group of the kids with that hash; 0: none
+	group [][]*trieNode
 	idx   []*trieNode // kids whose key is a small array index, by index
 	slots []int
 }
+
+// keyHash spreads keys over a trie node's tab by their first two bytes as
+// written in the document (a one-byte key is followed by its quote).
+func keyHash(a, b byte) int { return (int(a)*7 + int(b)) & (keyHashSize - 1) }
+
+const keyHashSize = 64
 
 // maxIdx bounds the array indexes kept in trieNode.idx.
 const maxIdx = 1024
@@ -49,9 +58,25 @@ func (e *extractor) add(path string) int {
 			}
 			c := n.kids[k]
 			if c == nil {
-				c = &trieNode{}
+				c = &trieNode{key: k}
 				n.kids[k] = c
-				n.first[k[0]] = true
+				if n.tab == nil {
+					n.tab = make([]uint8, keyHashSize)
+				}
+				// A key holding a quote is always escaped in the
+				// document: object finds it by its unescaped text.
+				if !strings.Contains(k, `"`) {
+					h := keyHash(k[0], '"')
+					if len(k) > 1 {
+						h = keyHash(k[0], k[1])
+					}
+					if n.tab[h] == 0 {
+						n.group = append(n.group, nil)
+						n.tab[h] = uint8(len(n.group))
+					}
+					g := n.tab[h]
+					n.group[g-1] = append(n.group[g-1], c)
+				}
 				if isDigits(k) {
 					i, _ := strconv.Atoi(k)
 					for len(n.idx) <= i {
@@ -125,11 +150,18 @@ func (w *walker) value(doc string, i int, n *trieNode) int {
 		if n != nil && len(n.kids) > 0 {
 			return w.object(doc, i, n)
 		}
-		return skipNested(doc, i)
 	case '[':
 		if n != nil && len(n.idx) > 0 {
 			return w.array(doc, i, n)
 		}
+	}
+	return skipValue(doc, i)
+}
+
+// skipValue returns the index after the value starting at doc[i].
+func skipValue(doc string, i int) int {
+	switch doc[i] {
+	case '{', '[':
 		return skipNested(doc, i)
 	case '"':
 		return skipString(doc, i)
@@ -154,25 +186,56 @@ func (w *walker) object(doc string, i int, n *trieNode) int {
 		default:
 			return len(doc) // malformed
 		}
-		ke := skipString(doc, i)
-		key := doc[i+1 : max(ke-1, i+1)]
-		if strings.IndexByte(key, '\\') >= 0 {
-			key = gjson.Parse(doc[i:ke]).Str
+		// The key. A key the trie names is recognised in place: its text
+		// then a quote (trie keys hold no backslash, so the quote is not
+		// escaped). Other keys are skipped, and looked up only when
+		// they hold escapes.
+		var child *trieNode
+		ks, ke := i+1, -1 // ke: the closing quote
+		if ks+1 < len(doc) {
+			if g := n.tab[keyHash(doc[ks], doc[ks+1])]; g != 0 {
+				for _, c := range n.group[g-1] {
+					if e := ks + len(c.key); e < len(doc) && doc[e] == '"' && doc[ks:e] == c.key {
+						child, ke = c, e
+						break
+					}
+				}
+			}
 		}
-		i = skipWS(doc, ke)
-		if i >= len(doc) || doc[i] != ':' {
-			return len(doc)
+		if ke < 0 {
+			e := skipString(doc, i)
+			if e >= len(doc) {
+				return len(doc)
+			}
+			ke = e - 1
+			if key := doc[ks:ke]; strings.IndexByte(key, '\\') >= 0 {
+				child = n.kids[gjson.Parse(doc[i:e]).Str]
+			}
 		}
-		if i = skipWS(doc, i+1); i >= len(doc) {
+		// `": "` and `":` are the common forms.
+		if i = ke + 1; i >= len(doc) || doc[i] != ':' {
+			if i = skipWS(doc, i); i >= len(doc) || doc[i] != ':' {
+				return len(doc)
+			}
+		}
+		if i++; i < len(doc) && doc[i] == ' ' {
+			i++
+		}
+		if i = skipWS(doc, i); i >= len(doc) {
 			return i
 		}
-		var child *trieNode
-		if len(key) > 0 && n.first[key[0]] {
-			child = n.kids[key]
-		}
-		vs := i
-		i = w.value(doc, i, child)
-		if child != nil && len(child.slots) > 0 {
+		switch {
+		case child == nil:
+			i = skipValue(doc, i)
+		case len(child.slots) == 0:
+			i = w.value(doc, i, child)
+		default:
+			vs := i
+			if doc[i] == '"' {
+				i = skipString(doc, i)
+			} else {
+				i = w.value(doc, i, child)
+			}
 			w.set(child, doc[vs:i])
 		}
 	}
@@ -210,16 +273,17 @@ func (w *walker) array(doc string, i int, n *trieNode) int {
 }
 
 func (w *walker) set(n *trieNode, raw string) {
-	var r gjson.Result
-	parsed := false
+	first := -1
 	for _, s := range n.slots {
 		if w.out[s].Raw != "" { // the first of duplicate keys wins, as in gjson.Get
 			continue
 		}
-		if !parsed {
-			r, parsed = parseRaw(raw), true
+		if first < 0 {
+			parseRaw(raw, &w.out[s])
+			first = s
+		} else {
+			w.out[s] = w.out[first]
 		}
-		w.out[s] = r
 		w.left--
 	}
 	if w.left <= 0 {
@@ -228,32 +292,82 @@ func (w *walker) set(n *trieNode, raw string) {
 }
 
 // parseRaw is gjson.Parse for one complete JSON value, with fast paths for
-// the common text and literals.
-func parseRaw(raw string) gjson.Result {
+// the common text, numbers and literals; r is zero.
+func parseRaw(raw string, r *gjson.Result) {
 	switch raw[0] {
 	case '"':
 		if len(raw) >= 2 && raw[len(raw)-1] == '"' && strings.IndexByte(raw, '\\') < 0 {
-			return gjson.Result{Type: gjson.String, Raw: raw, Str: raw[1 : len(raw)-1]}
+			r.Type, r.Raw, r.Str = gjson.String, raw, raw[1:len(raw)-1]
+			return
+		}
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if f, ok := parseSimpleNumber(raw); ok {
+			r.Type, r.Raw, r.Num = gjson.Number, raw, f
+			return
 		}
 	case 't':
 		if raw == "true" {
-			return gjson.Result{Type: gjson.True, Raw: raw}
+			r.Type, r.Raw = gjson.True, raw
+			return
 		}
 	case 'f':
 		if raw == "false" {
-			return gjson.Result{Type: gjson.False, Raw: raw}
+			r.Type, r.Raw = gjson.False, raw
+			return
 		}
 	case 'n':
 		if raw == "null" {
-			return gjson.Result{Type: gjson.Null, Raw: raw}
+			r.Type, r.Raw = gjson.Null, raw
+			return
 		}
 	}
-	return gjson.Parse(raw)
+	*r = gjson.Parse(raw)
+}
+
+// float64pow10 are the powers of ten a float64 holds exactly.
+var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseSimpleNumber is strconv.ParseFloat for a number written with at
+// most 15 digits and no exponent (-12, 12345.5): the digits make an exact
+// float64 and so does the power of ten, so one division rounds as
+// ParseFloat does. ok is false for anything else.
+func parseSimpleNumber(raw string) (float64, bool) {
+	i, neg := 0, false
+	if raw[0] == '-' {
+		i, neg = 1, true
+	}
+	var mant uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || digits > 15 || (dot && frac == 0) {
+		return 0, false
+	}
+	f := float64(mant) / float64pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 func skipWS(doc string, i int) int {
-	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\n' || doc[i] == '\r' || doc[i] == '\t') {
-		i++
+	for ; i < len(doc); i++ {
+		if c := doc[i]; c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+			break
+		}
 	}
 	return i
 }
@@ -342,8 +456,28 @@ func resultValue(r gjson.Result) any {
 	return nil
 }
 
+// scalarValue is resultValue without copying r.
+func scalarValue(r *gjson.Result) any {
+	switch r.Type {
+	case gjson.String:
+		return r.Str
+	case gjson.Number:
+		return numberValue(*r)
+	case gjson.True:
+		return true
+	case gjson.False:
+		return false
+	case gjson.Null:
+		return nil
+	}
+	return resultValue(*r)
+}
+
 func numberValue(r gjson.Result) any {
 	raw := r.Raw
+	if len(raw) <= 15 && isIntLiteral(raw) && r.Num == math.Trunc(r.Num) {
+		return int64(r.Num) // exact: at most 15 digits
+	}
 	if isIntLiteral(raw) {
 		if i, err := strconv.ParseInt(raw, 10, 64); err == nil {
 			return i

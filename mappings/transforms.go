@@ -12,6 +12,8 @@ import (
 	_ "time/tzdata" // time zones work on hosts without a tz database
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // transformStep is one compiled transform of a chain.
@@ -26,6 +28,11 @@ type transformStep struct {
 	// sfn, when set, is fn on text without boxing (for chains of text
 	// transforms).
 	sfn func(string) (string, error)
+	// sig identifies the transform with its arguments: two steps with the
+	// same sig compute the same function.
+	sig string
+	// sep is join's separator.
+	sep string
 }
 
 // transformOut is the kind of value each transform returns.
@@ -311,13 +318,35 @@ func textTimeFormatter(layout string, zoneArg int) func([]any) (func(string) (st
 			}
 		}
 		return func(s string) (string, error) {
-			t, err := toTime(s, loc)
+			t, err := textTime(s, loc)
 			if err != nil {
 				return "", err
 			}
-			return t.In(loc).Format(layout), nil
+			return formatReusing(t.In(loc), layout, s), nil
 		}, nil
 	}
+}
+
+// formatReusing is t.Format(layout), returned as a substring of s when s
+// starts with it (a date already written as wanted, the date of an
+// ISO-8601 instant in UTC): no allocation then.
+func formatReusing(t time.Time, layout, s string) string {
+	var buf [64]byte
+	var b []byte
+	if layout == time.DateOnly {
+		if y, m, d := t.Date(); y >= 0 && y <= 9999 {
+			// What Format writes for a date, without parsing the layout.
+			b = append(buf[:0], byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+				byte('0'+int(m)/10), byte('0'+int(m)%10), '-', byte('0'+d/10), byte('0'+d%10))
+		}
+	}
+	if b == nil {
+		b = t.AppendFormat(buf[:0], layout)
+	}
+	if s = strings.TrimSpace(s); len(s) >= len(b) && s[:len(b)] == string(b) {
+		return s[:len(b)]
+	}
+	return string(b)
 }
 
 func keepDigits(s string) string {
@@ -456,7 +485,11 @@ func (c *compiler) transforms(chain []string, pos Pos, path string) []*transform
 		if kind == "" {
 			kind = "string"
 		}
-		out = append(out, &transformStep{name: name, fn: fn, sfn: sfn, whole: def.whole, out: kind})
+		step := &transformStep{name: name, fn: fn, sfn: sfn, whole: def.whole, out: kind, sig: name + fmt.Sprintf("%#v", args)}
+		if name == "join" {
+			step.sep = args[0].(string)
+		}
+		out = append(out, step)
 	}
 	return out
 }
@@ -515,17 +548,40 @@ func runTransforms(steps []*transformStep, v any) (any, error) {
 	return v, nil
 }
 
-// runText runs the leading text transforms of steps on s and boxes the
-// result once; n is how many ran.
-func runText(steps []*transformStep, s string) (any, int, error) {
+// runText runs the leading text transforms of steps on s; n is how many
+// ran.
+func runText(steps []*transformStep, s string) (string, int, error) {
 	n := 0
 	for ; n < len(steps) && steps[n].sfn != nil; n++ {
 		var err error
 		if s, err = steps[n].sfn(s); err != nil {
-			return nil, n, fmt.Errorf("transform %s: %w", steps[n].name, err)
+			return "", n, fmt.Errorf("transform %s: %w", steps[n].name, err)
 		}
 	}
 	return s, n, nil
+}
+
+// joinText is `join(sep)` on an array of text (nulls are skipped) read
+// from the data, without boxing the elements; ok is false for arrays with
+// other elements (the generic path handles them).
+func joinText(r gjson.Result, sep string) (string, bool) {
+	var buf [16]string
+	parts := buf[:0]
+	ok := true
+	r.ForEach(func(_, e gjson.Result) bool {
+		switch e.Type {
+		case gjson.String:
+			parts = append(parts, e.Str)
+		case gjson.Null:
+		default:
+			ok = false
+		}
+		return ok
+	})
+	if !ok {
+		return "", false
+	}
+	return strings.Join(parts, sep), true
 }
 
 // splitChain splits "trim | lower | truncate(40)" on the pipes outside
@@ -742,23 +798,7 @@ func toTime(v any, loc *time.Location) (time.Time, error) {
 	case time.Time:
 		return x, nil
 	case string:
-		s := strings.TrimSpace(x)
-		// Fast paths by shape, so the common forms parse on the first try.
-		if len(s) == 10 {
-			if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
-				return t, nil
-			}
-		} else if n := len(s); n > 19 && (s[n-1] == 'Z' || s[n-3] == ':') {
-			if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return t, nil
-			}
-		}
-		for _, l := range timeLayouts {
-			if t, err := time.ParseInLocation(l, s, loc); err == nil {
-				return t, nil
-			}
-		}
-		return time.Time{}, fmt.Errorf("%q is not a time (expected ISO-8601, like 2024-05-01T10:00:00Z or 2024-05-01)", x)
+		return textTime(x, loc)
 	case int64:
 		return unixTime(float64(x)), nil
 	case int:
@@ -770,6 +810,27 @@ func toTime(v any, loc *time.Location) (time.Time, error) {
 		return unixTime(x), nil
 	}
 	return time.Time{}, fmt.Errorf("expected a time, got %s", describeValue(v))
+}
+
+// textTime is toTime for text.
+func textTime(x string, loc *time.Location) (time.Time, error) {
+	s := strings.TrimSpace(x)
+	// Fast paths by shape, so the common forms parse on the first try.
+	if len(s) == 10 {
+		if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+			return t, nil
+		}
+	} else if n := len(s); n > 19 && (s[n-1] == 'Z' || s[n-3] == ':') {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, nil
+		}
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.ParseInLocation(l, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (expected ISO-8601, like 2024-05-01T10:00:00Z or 2024-05-01)", x)
 }
 
 func unixTime(f float64) time.Time {
@@ -816,7 +877,9 @@ func titleCase(s string) string {
 
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
+	var buf [2 * sha256.Size]byte
+	hex.Encode(buf[:], sum[:])
+	return string(buf[:])
 }
 
 func roundTo(f float64, n int) float64 {
@@ -891,11 +954,15 @@ func toE164(s, region string) (string, error) {
 	case strings.HasPrefix(t, "00"):
 		intl, t = true, t[2:]
 	}
-	var d strings.Builder
+	// The digits go after room for "+" and a calling code, so the result
+	// is built in one buffer and allocated once.
+	const room = 5
+	var buf [48]byte
+	d := buf[:room]
 	for _, r := range t {
 		switch {
 		case r >= '0' && r <= '9':
-			d.WriteRune(r)
+			d = append(d, byte(r))
 		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/' || r == '\u00a0':
 		default:
 			if r == 'x' || r == 'X' || r == '#' || r == ';' || r == ',' {
@@ -908,7 +975,8 @@ func toE164(s, region string) (string, error) {
 		}
 	}
 done:
-	digits := d.String()
+	digits := d[room:]
+	start := room // where the digits with their calling code begin in d
 	if !intl {
 		if region == "" {
 			return "", fmt.Errorf("%q has no country code; use e164(\"REGION\") to give a default", s)
@@ -917,14 +985,18 @@ done:
 		switch {
 		case cc == "1" && len(digits) == 11 && digits[0] == '1':
 			// already prefixed with the NANP code
-		case cc == "1":
-			digits = "1" + digits
 		default:
-			digits = cc + strings.TrimPrefix(digits, "0")
+			if cc != "1" && len(digits) > 0 && digits[0] == '0' {
+				d = append(d[:room], d[room+1:]...)
+			}
+			start = room - len(cc)
+			copy(d[start:], cc)
 		}
 	}
+	digits = d[start:]
 	if len(digits) < 8 || len(digits) > 15 || digits[0] == '0' {
 		return "", fmt.Errorf("%q is not a valid international phone number", s)
 	}
-	return "+" + digits, nil
+	d[start-1] = '+'
+	return string(d[start-1:]), nil
 }
