@@ -26,7 +26,14 @@ type Admin interface {
 	// Replay publishes a dead letter's event again; store.ErrNotFound when
 	// there is no such dead letter.
 	Replay(ctx context.Context, id int64) (store.DeadLetter, error)
+	// LatestEvent returns the newest event on sync's topic for the record
+	// key, and the topic; an error wrapping ErrNotFound when there is no
+	// such sync or event.
+	LatestEvent(ctx context.Context, sync, key string) (event json.RawMessage, topic string, err error)
 }
+
+// ErrNotFound is wrapped by Admin errors that mean 404.
+var ErrNotFound = errors.New("not found")
 
 // SyncStatus is one sync as GET /v1/syncs shows it.
 type SyncStatus struct {
@@ -162,6 +169,21 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request, route 
 	default:
 		s.logger.Info("dead letter replayed", "id", id, "sync", d.Sync, "event", d.EventID, "key", d.Key, "version", d.Version)
 		writeJSON(w, http.StatusAccepted, map[string]any{"replayed": deadLetterJSON(d)})
+	}
+}
+
+func (s *Server) getLatestEvent(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if !s.adminReady(w, r, route, params) {
+		return
+	}
+	ev, topic, err := s.cfg.Admin.LatestEvent(r.Context(), params["sync"], r.URL.Query().Get("key"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, &Problem{Type: problemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+	case err != nil:
+		s.adminFailed(w, "reading the latest event", err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"event": ev, "topic": topic})
 	}
 }
 

@@ -3,6 +3,7 @@ package openapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -41,6 +42,16 @@ func (f *fakeAdmin) Replay(_ context.Context, id int64) (store.DeadLetter, error
 	}
 	f.replayed = append(f.replayed, id)
 	return store.DeadLetter{ID: 1, Sync: "members-to-crm", EventID: "e1", Key: "M-1", Version: 2, Reason: "x", Attempts: 1, Event: []byte(`{}`)}, nil
+}
+
+func (f *fakeAdmin) LatestEvent(_ context.Context, sync, key string) (json.RawMessage, string, error) {
+	if sync != "members-to-crm" {
+		return nil, "", fmt.Errorf("no sync %q: %w", sync, openapi.ErrNotFound)
+	}
+	if key != "M-1" {
+		return nil, "", fmt.Errorf("no event for key %q on ledger.member: %w", key, openapi.ErrNotFound)
+	}
+	return json.RawMessage(`{"id":"e1","subject":"M-1"}`), "ledger.member", nil
 }
 
 func TestAdminAPI(t *testing.T) {
@@ -93,5 +104,23 @@ func TestAdminAPI(t *testing.T) {
 		res = ts.do(t, request{method: http.MethodPost, path: "/v1/dead-letters/9/replay", remoteAddr: loopback})
 		require.Equal(t, http.StatusNotFound, res.status)
 		assert.Contains(t, res.problem(t).Detail, "no dead letter 9")
+	})
+
+	t.Run("latest event", func(t *testing.T) {
+		ts := newTestServer(t, nil, func(c *openapi.ServerConfig) { c.Admin = admin })
+		res := ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/latest-event?key=M-1", remoteAddr: loopback})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		assert.JSONEq(t, `{"topic":"ledger.member","event":{"id":"e1","subject":"M-1"}}`, string(res.body))
+		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/latest-event", remoteAddr: loopback})
+		require.Equal(t, http.StatusBadRequest, res.status, "key is required")
+		assert.Equal(t, "key", res.problem(t).Errors[0].Field)
+		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/latest-event?key=M-2", remoteAddr: loopback})
+		require.Equal(t, http.StatusNotFound, res.status)
+		assert.Contains(t, res.problem(t).Detail, `no event for key "M-2"`)
+		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/nope/latest-event?key=M-1", remoteAddr: loopback})
+		require.Equal(t, http.StatusNotFound, res.status)
+		assert.Contains(t, res.problem(t).Detail, `no sync "nope"`)
+		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/latest-event?key=M-1"})
+		require.Equal(t, http.StatusForbidden, res.status, "admin rules apply")
 	})
 }

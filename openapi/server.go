@@ -205,6 +205,7 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 		"listSyncs":        s.listSyncs,
 		"listDeadLetters":  s.listDeadLetters,
 		"replayDeadLetter": s.replayDeadLetter,
+		"getLatestEvent":   s.getLatestEvent,
 	}
 	// hub.yaml and the handlers must name the same operations.
 	for path, item := range doc.Paths.Map() {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,8 +16,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/loyaltyhub/loyaltyhub/config"
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
+	"github.com/loyaltyhub/loyaltyhub/openapi"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/bus"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
 )
 
 // deleteRecord deletes a record through the org's REST API, as an admin would.
@@ -88,4 +95,151 @@ func TestDeadLetterListAndReplayAfterFix(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "no dead letter 12345")
 	h.stop(syscall.SIGTERM)
+}
+
+// orgRequest sends a REST request to the org as an admin would.
+func orgRequest(t *testing.T, o *org, method, path string, body any) *http.Response {
+	t.Helper()
+	resp, err := http.PostForm(o.URL()+"/services/oauth2/token", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {sfemu.DefaultClientID}, "client_secret": {sfemu.DefaultClientSecret}})
+	require.NoError(t, err)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	resp.Body.Close()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, o.URL()+"/services/data/v63.0"+path, rd)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	return resp
+}
+
+// TestMappingPreviewByKeyFromTheRunningHub: `mapping preview --key` maps
+// the newest event of a member that the running hub's bus holds, compares
+// it with the CRM's record, and says what the sync's version guard would
+// do with it; an admin's edit in the CRM shows as drift.
+func TestMappingPreviewByKeyFromTheRunningHub(t *testing.T) {
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{})
+	h.start()
+	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 3, Events: 30, Seed: 11})
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), plan.Deliveries, nil))
+	h.waitDrained(plan, 30*time.Second)
+
+	var id string
+	for k := range plan.Newest {
+		if id == "" || k < id {
+			id = k
+		}
+	}
+	newest := plan.Newest[id]
+	preview := func() previewJSON {
+		t.Helper()
+		out, err := runCLI(t, "mapping", "preview", "-c", h.cfgPath, "--sync", syncLPM, "--key", id, "--json")
+		require.NoError(t, err, out)
+		var p previewJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &p), out)
+		return p
+	}
+	p := preview()
+	assert.Contains(t, p.From, "the newest event of \""+id+"\" on ledger.member")
+	require.NotNil(t, p.Version)
+	assert.Equal(t, newest.Version, *p.Version, "the newest version sent")
+	require.NotNil(t, p.Guard, "the guard row of the key")
+	assert.Equal(t, newest.Version, p.Guard.Version)
+	assert.Equal(t, "applied", p.Guard.State)
+	assert.Equal(t, p.EventID, p.Guard.EventID)
+	assert.Equal(t, "nothing", p.Action)
+	assert.Contains(t, p.Why, fmt.Sprintf("it skips this event as a duplicate: version %d is already applied", newest.Version))
+	require.NotNil(t, p.Found)
+	assert.True(t, *p.Found)
+	for _, f := range p.Fields {
+		if f.Changed != nil {
+			assert.False(t, *f.Changed, "%s: the CRM holds the applied version", f.Field)
+		}
+	}
+
+	// An admin edits the tier in the CRM: preview shows the drift.
+	rec := o.Find(lpm, extID, id)
+	require.Len(t, rec, 1)
+	other := "Bronze"
+	if tierPicklist[newest.Tier] == other {
+		other = "Gold"
+	}
+	resp := orgRequest(t, o, http.MethodPatch, "/sobjects/"+lpm+"/"+rec[0]["Id"].(string), map[string]any{"Tier__c": other})
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	p = preview()
+	drift := map[string]bool{}
+	for _, f := range p.Fields {
+		if f.Changed != nil && *f.Changed {
+			drift[f.Field] = true
+			assert.Equal(t, other, f.Current)
+			assert.Equal(t, tierPicklist[newest.Tier], f.Mapped)
+		}
+	}
+	assert.Equal(t, map[string]bool{"Tier__c": true}, drift)
+
+	_, err := runCLI(t, "mapping", "preview", "-c", h.cfgPath, "--sync", syncLPM, "--key", "M-nobody")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `no event for key "M-nobody" on topic ledger.member`)
+
+	h.stop(syscall.SIGTERM)
+	_, err = runCLI(t, "mapping", "preview", "-c", h.cfgPath, "--sync", syncLPM, "--key", id)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the event is read from the running hub, which does not answer at http://"+h.addr)
+	assert.Contains(t, err.Error(), "--input")
+	_, err = runCLI(t, "mapping", "preview", "-c", h.cfgPath, "--sync", syncLPM)
+	assert.ErrorContains(t, err, "give --key ID")
+}
+
+// TestLatestEventOfASegmentMember: a segment sync's key is SEGMENT:MEMBER;
+// the newest change of that segment that adds or removes the member is
+// found, not merely the segment's newest change.
+func TestLatestEventOfASegmentMember(t *testing.T) {
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{StoreDir: t.TempDir()}, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	publish := func(id, segment string, version int64, data string) {
+		t.Helper()
+		ev := &event.Event{ID: id, Source: "urn:ledger", SpecVersion: "1.0", Type: event.TypeSegmentChanged,
+			Subject: segment, Data: json.RawMessage(data), Origin: "ledger", Version: version}
+		m, err := ev.ToMessage()
+		require.NoError(t, err)
+		require.NoError(t, b.Publisher().Publish("ledger.segment", m))
+	}
+	publish("s1", "VIP", 1, `{"segment_id":"VIP","version":1,"added":["M1","M2"],"removed":[]}`)
+	publish("s2", "VIP", 2, `{"segment_id":"VIP","version":2,"added":["M3"],"removed":["M1"]}`)
+	publish("s3", "VIP", 3, `{"segment_id":"VIP","version":3,"added":["M4"],"removed":[]}`)
+	publish("o1", "LAPSED", 1, `{"segment_id":"LAPSED","version":1,"added":["M2"],"removed":[]}`)
+
+	s := &config.Sync{Name: "segments", From: "ledger.segment", Source: "ledger", Entity: event.EntitySegment}
+	idOf := func(key string) string {
+		t.Helper()
+		raw, topic, err := latestEventFor(ctx, b, s, key)
+		require.NoError(t, err, key)
+		require.Equal(t, "ledger.segment", topic)
+		var ev struct{ ID string }
+		require.NoError(t, json.Unmarshal(raw, &ev))
+		return ev.ID
+	}
+	assert.Equal(t, "s2", idOf("VIP:M1"), "the removal is M1's newest change")
+	assert.Equal(t, "s1", idOf("VIP:M2"))
+	assert.Equal(t, "s3", idOf("VIP:M4"))
+	assert.Equal(t, "o1", idOf("LAPSED:M2"))
+
+	_, _, err = latestEventFor(ctx, b, s, "VIP:M9")
+	require.ErrorIs(t, err, openapi.ErrNotFound)
+	_, _, err = latestEventFor(ctx, b, s, "VIP")
+	require.ErrorIs(t, err, openapi.ErrNotFound)
+	assert.Contains(t, err.Error(), "a segment sync's keys are SEGMENT:MEMBER")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -345,4 +346,53 @@ func (x adminAPI) DeadLetters(ctx context.Context, sync string, afterID int64, l
 
 func (x adminAPI) Replay(ctx context.Context, id int64) (store.DeadLetter, error) {
 	return x.a.hub.Replay(ctx, x.a.store, x.a.bus.Publisher(), id)
+}
+
+// LatestEvent finds the newest event on the sync's topic that holds the
+// record key: the entity id, or SEGMENT:MEMBER for a segment sync (the
+// newest change of that segment that adds or removes that member).
+func (x adminAPI) LatestEvent(ctx context.Context, syncName, key string) (json.RawMessage, string, error) {
+	s, ok := x.a.cfg.Syncs[syncName]
+	if !ok {
+		return nil, "", fmt.Errorf("no sync %q; the syncs: %s: %w", syncName, strings.Join(syncNames(x.a.cfg), ", "), openapi.ErrNotFound)
+	}
+	return latestEventFor(ctx, x.a.bus, s, key)
+}
+
+// latestEventFor is LatestEvent for sync s.
+func latestEventFor(ctx context.Context, b *bus.Bus, s *config.Sync, key string) (json.RawMessage, string, error) {
+	subject := key
+	if s.Entity == event.EntitySegment {
+		if segment, _, ok := strings.Cut(key, ":"); ok {
+			subject = segment
+		}
+	}
+	holdsKey := func(m *message.Message) bool {
+		ev, err := event.FromMessage(m)
+		if err != nil {
+			return false
+		}
+		for _, r := range eventRecords(ev, s) {
+			if r.key == key {
+				return true
+			}
+		}
+		return false
+	}
+	m, err := b.Latest(ctx, s.From, event.MetaSubject, subject, holdsKey)
+	if errors.Is(err, bus.ErrNoMessage) {
+		return nil, s.From, fmt.Errorf("no event for key %q on topic %s (sync %s): the bus holds none, or no longer (bus.max_age, bus.max_bytes)%s: %w",
+			key, s.From, s.Name, segmentKeyHint(s, key), openapi.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.From, err
+	}
+	return json.RawMessage(m.Payload), s.From, nil
+}
+
+func segmentKeyHint(s *config.Sync, key string) string {
+	if s.Entity == event.EntitySegment && !strings.Contains(key, ":") {
+		return "; a segment sync's keys are SEGMENT:MEMBER"
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -295,14 +296,24 @@ func (x *toolXref) Resolve(ctx context.Context, system, object, key string) (str
 	if x.cfg == nil {
 		return "", false, nil
 	}
-	x.once.Do(func() { x.st, x.err = openStoreIfPresent(ctx, x.cfg) })
-	if x.err != nil {
-		return "", false, fmt.Errorf("reading the cross-reference in the state store: %w", x.err)
+	st, err := x.store(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("reading the cross-reference in the state store: %w", err)
 	}
-	if x.st == nil {
+	if st == nil {
 		return "", false, nil
 	}
-	return x.st.LookupXref(ctx, system, object, key)
+	return st.LookupXref(ctx, system, object, key)
+}
+
+// store opens the config's state store on first use; nil when there is
+// none yet (or no config).
+func (x *toolXref) store(ctx context.Context) (store.Store, error) {
+	if x.cfg == nil {
+		return nil, nil
+	}
+	x.once.Do(func() { x.st, x.err = openStoreIfPresent(ctx, x.cfg) })
+	return x.st, x.err
 }
 
 func (x *toolXref) close() {
@@ -344,37 +355,48 @@ func readInput(file string, s *config.Sync, key string) ([]inputRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--input: %w", err)
 	}
+	return parseInput(raw, "--input "+file, s, key)
+}
+
+// parseInput is readInput on raw, which what names in errors.
+func parseInput(raw []byte, what string, s *config.Sync, key string) ([]inputRecord, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, fmt.Errorf("--input %s: not a JSON object (a CloudEvent or its data): %w", file, err)
+		return nil, fmt.Errorf("%s: not a JSON object (a CloudEvent or its data): %w", what, err)
 	}
 	ev := &event.Event{Subject: key, Data: raw}
 	if _, isEvent := probe["specversion"]; isEvent {
 		ev = &event.Event{}
 		if err := json.Unmarshal(raw, ev); err != nil {
-			return nil, fmt.Errorf("--input %s: not a valid CloudEvent: %w", file, err)
+			return nil, fmt.Errorf("%s: not a valid CloudEvent: %w", what, err)
 		}
 		if !gjson.ValidBytes(ev.Data) || !gjson.ParseBytes(ev.Data).IsObject() {
-			return nil, fmt.Errorf("--input %s: the event's data must be a JSON object", file)
+			return nil, fmt.Errorf("%s: the event's data must be a JSON object", what)
 		}
 		if entity := ev.Entity(); entity == "" {
-			return nil, fmt.Errorf("--input %s: unknown event type %q; the hub's types: %s", file, ev.Type, strings.Join(eventTypes(), ", "))
+			return nil, fmt.Errorf("%s: unknown event type %q; the hub's types: %s", what, ev.Type, strings.Join(eventTypes(), ", "))
 		} else if entity != s.Entity {
-			return nil, fmt.Errorf("--input %s: a %s event (%s), but sync %s reads %s events (from: %s)", file, entity, ev.Type, s.Name, s.Entity, s.From)
+			return nil, fmt.Errorf("%s: a %s event (%s), but sync %s reads %s events (from: %s)", what, entity, ev.Type, s.Name, s.Entity, s.From)
 		}
 		if key != "" && ev.Subject != key && s.Entity != event.EntitySegment {
-			return nil, fmt.Errorf("--input %s: the event is for subject %q, not --key %q", file, ev.Subject, key)
+			return nil, fmt.Errorf("%s: the event is for subject %q, not --key %q", what, ev.Subject, key)
 		}
 	}
+	return eventRecords(ev, s), nil
+}
+
+// eventRecords returns the records sync s gets from ev, as the pipeline
+// does: one, or one per member of a segment membership change.
+func eventRecords(ev *event.Event, s *config.Sync) []inputRecord {
 	data := gjson.ParseBytes(ev.Data)
 	if s.Entity == event.EntitySegment && !data.Get("member_id").Exists() {
-		return segmentRecords(ev, data), nil
+		return segmentRecords(ev, data)
 	}
 	return []inputRecord{{
 		key: ev.Subject,
 		in:  mappings.Input{ID: ev.ID, Type: ev.Type, Source: ev.Source, Subject: ev.Subject, Time: ev.Time, Data: ev.Data},
 		del: ev.Deleted() || s.Mode == connectors.Delete,
-	}}, nil
+	}}
 }
 
 // segmentRecords expands a segment membership change as the pipeline does:
@@ -588,24 +610,39 @@ func mappingPreviewCmd() *cobra.Command {
 		path, syncName, input, key string
 		asJSON                     bool
 		xrefs                      []string
+		hub                        adminFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "preview -c FILE --sync NAME --input EVENT.json [--key ID] [--json]",
+		Use:   "preview -c FILE --sync NAME (--key ID | --input EVENT.json [--key ID]) [--json]",
 		Short: "Show what a sync would change in the target for one record, without writing",
-		Long: `Map one event through a sync's mapping, read the record it would write from the target
+		Long: `Map one record through a sync's mapping, read the record it would write from the target
 (through the connector's GetRecord, by the sync's external_id), and show each field's current
 and mapped value and whether it would change. Nothing is written.
 
---input is required: the newest event of a key is not read from the bus, because the bus keeps
-one subject per topic, not per key (finding a key's event means reading the whole stream), and
-the embedded bus belongs to the running hub. Give the event (a CloudEvent, or only its data
-with --key). --key picks the record (defaults to the event's subject; for a segment event, the
-SEGMENT:MEMBER key of one member).`,
+With --key only, the record is the newest event for that key that the running hub's bus holds,
+fetched through the admin API (GET /v1/syncs/{sync}/latest-event; --hub and --token default to
+the config's http.listen and http.admin_token). For a segment sync the key is SEGMENT:MEMBER.
+With --input, the event comes from a file instead (a CloudEvent, or only its data with --key),
+and the hub need not run; --key then picks the record (default: the event's subject).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if input == "" {
-				return errors.New("--input EVENT.json is required: the event to preview (a CloudEvent, or its data with --key)")
+			if input == "" && key == "" {
+				return errors.New("give --key ID (the newest event for that key in the running hub's bus) or --input EVENT.json (an event from a file)")
 			}
-			p, err := previewRecord(cmd.Context(), path, syncName, input, key, xrefs)
+			var fetch fetchEvent
+			if input != "" {
+				fetch = func(*config.Config, *config.Sync) ([]byte, string, error) {
+					raw, err := os.ReadFile(input)
+					if err != nil {
+						return nil, "", fmt.Errorf("--input: %w", err)
+					}
+					return raw, "--input " + input, nil
+				}
+			} else {
+				fetch = func(cfg *config.Config, s *config.Sync) ([]byte, string, error) {
+					return latestEvent(cmd, hubFlagsFor(cmd, hub, cfg), s.Name, key)
+				}
+			}
+			p, err := previewRecord(cmd.Context(), path, syncName, fetch, key, xrefs)
 			if err != nil {
 				return err
 			}
@@ -626,11 +663,51 @@ SEGMENT:MEMBER key of one member).`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "loyaltyhub.yaml", "config file")
 	cmd.Flags().StringVar(&syncName, "sync", "", "the sync to preview (required when the config has several syncs)")
-	cmd.Flags().StringVar(&input, "input", "", "the event: a CloudEvent JSON file, or only its data (then give --key)")
-	cmd.Flags().StringVar(&key, "key", "", "the record's key (the entity id); default: the event's subject")
+	cmd.Flags().StringVar(&input, "input", "", "the event from a file: a CloudEvent JSON file, or only its data (then give --key)")
+	cmd.Flags().StringVar(&key, "key", "", "the record's key (the entity id; SEGMENT:MEMBER for a segment sync)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	cmd.Flags().StringArrayVar(&xrefs, "xref", nil, "a cross-reference entry for lookups, SYSTEM/OBJECT/KEY=ID (repeatable)")
+	cmd.Flags().StringVar(&hub.hub, "hub", "", "the running hub's base URL (default: from the config's http.listen)")
+	cmd.Flags().StringVar(&hub.token, "token", os.Getenv("LOYALTYHUB_ADMIN_TOKEN"), "the hub's admin token (default $LOYALTYHUB_ADMIN_TOKEN, else the config's http.admin_token)")
 	return cmd
+}
+
+// fetchEvent returns the event to preview and what to call it in errors.
+type fetchEvent func(cfg *config.Config, s *config.Sync) (raw []byte, what string, err error)
+
+// hubFlagsFor fills the admin flags the user left out from the config.
+func hubFlagsFor(cmd *cobra.Command, f adminFlags, cfg *config.Config) adminFlags {
+	if f.hub == "" {
+		host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
+		if err != nil {
+			host, port = "127.0.0.1", "8080"
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+		f.hub = "http://" + net.JoinHostPort(host, port)
+	}
+	if f.token == "" {
+		f.token = cfg.HTTP.AdminToken.Value()
+	}
+	return f
+}
+
+// latestEvent asks the running hub for the newest event of key on sync.
+func latestEvent(cmd *cobra.Command, f adminFlags, sync, key string) ([]byte, string, error) {
+	var out struct {
+		Topic string          `json:"topic"`
+		Event json.RawMessage `json:"event"`
+	}
+	resp, err := f.client().R().SetContext(cmd.Context()).SetResult(&out).
+		SetPathParam("sync", sync).SetQueryParam("key", key).Get("/v1/syncs/{sync}/latest-event")
+	if err != nil {
+		return nil, "", fmt.Errorf("--key %s: the event is read from the running hub, which does not answer at %s (%w); start it (loyaltyhub run), give --hub, or give the event with --input", key, f.hub, err)
+	}
+	if resp.IsError() {
+		return nil, "", fmt.Errorf("--key %s: the hub at %s answered %w", key, f.hub, problemOf(resp))
+	}
+	return out.Event, fmt.Sprintf("the newest event of %q on %s", key, out.Topic), nil
 }
 
 // preview is what a sync would do to one record of its target.
@@ -641,6 +718,14 @@ type preview struct {
 	Mode       string `json:"mode"`
 	ExternalID string `json:"external_id,omitempty"`
 	Key        string `json:"key"`
+	// From says where the event came from: the file, or the hub's bus.
+	From string `json:"from"`
+	// EventID and Version identify the event previewed.
+	EventID string `json:"event_id,omitempty"`
+	Version *int64 `json:"version,omitempty"`
+	// Guard is the sync's version-guard row for the key, when the state
+	// store has one: what the sync has already begun or applied.
+	Guard *previewGuard `json:"guard,omitempty"`
 	// Found says whether the target holds the record (nil: not looked up).
 	Found    *bool  `json:"found,omitempty"`
 	TargetID string `json:"target_id,omitempty"`
@@ -651,6 +736,43 @@ type preview struct {
 	// Error is the mapping's error for this record, if any.
 	Error  string         `json:"error,omitempty"`
 	Fields []previewField `json:"fields,omitempty"`
+}
+
+// previewGuard is the version guard's word on a key.
+type previewGuard struct {
+	Version   int64     `json:"version"`
+	State     string    `json:"state"`
+	EventID   string    `json:"event_id"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// guardSays reads the key's version-guard row from the state store (when
+// there is one) into p, and says why the sync would skip the event, as its
+// version guard would: "" when it would not.
+func guardSays(ctx context.Context, x *toolXref, sync, key string, p *preview) (string, error) {
+	st, err := x.store(ctx)
+	if err != nil || st == nil {
+		return "", err
+	}
+	g, ok, err := st.GuardOf(ctx, sync, key)
+	if err != nil {
+		return "", fmt.Errorf("reading the version guard in the state store: %w", err)
+	}
+	if !ok {
+		return "", nil
+	}
+	p.Guard = &previewGuard{Version: g.Version, State: g.State, EventID: g.EventID, UpdatedAt: g.UpdatedAt}
+	if p.Version == nil {
+		return "", nil
+	}
+	v := *p.Version
+	switch {
+	case v < g.Version:
+		return fmt.Sprintf("it skips this event as stale: its version %d is older than version %d, already %s", v, g.Version, g.State), nil
+	case v == g.Version && g.State != store.GuardPending:
+		return fmt.Sprintf("it skips this event as a duplicate: version %d is already %s, by event %s", v, g.State, g.EventID), nil
+	}
+	return "", nil
 }
 
 // previewField is one target field: its current and mapped value.
@@ -672,7 +794,7 @@ type previewField struct {
 
 // previewRecord maps the input and reads the target's record; it writes
 // nothing.
-func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs []string) (*preview, error) {
+func previewRecord(ctx context.Context, path, syncName string, fetch fetchEvent, key string, xrefs []string) (*preview, error) {
 	logger := newLogger(os.Stderr, config.Log{Level: "error"})
 	cfg, maps, err := loadConfig(ctx, path, logger)
 	if err != nil {
@@ -689,7 +811,11 @@ func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs
 	defer xref.close()
 	m := maps.mappings[s.Name].WithResolver(xref)
 
-	recs, err := readInput(input, s, key)
+	raw, what, err := fetch(cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := parseInput(raw, what, s, key)
 	if err != nil {
 		return nil, err
 	}
@@ -702,7 +828,7 @@ func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs
 	}
 	switch {
 	case rec == nil && len(recs) == 0:
-		return nil, fmt.Errorf("--input %s: the event holds no record for sync %s", input, s.Name)
+		return nil, fmt.Errorf("%s: the event holds no record for sync %s", what, s.Name)
 	case rec == nil:
 		keys := make([]string, len(recs))
 		for i, r := range recs {
@@ -715,7 +841,15 @@ func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs
 		return nil, errors.New("--key is required: the input holds only data, and the key is the entity id")
 	}
 
-	p := &preview{Sync: s.Name, Connector: s.To, Object: s.Object, Mode: string(s.Mode), ExternalID: s.ExternalID, Key: rec.key}
+	p := &preview{Sync: s.Name, Connector: s.To, Object: s.Object, Mode: string(s.Mode), ExternalID: s.ExternalID, Key: rec.key,
+		From: what, EventID: rec.in.ID}
+	if v := gjson.GetBytes(rec.in.Data, "version"); v.Exists() {
+		p.Version = ptr(v.Int())
+	}
+	skipWhy, err := guardSays(ctx, xref, s.Name, rec.key, p)
+	if err != nil {
+		return nil, err
+	}
 	var mapped map[string]any
 	errWhy := ""
 	if !rec.del {
@@ -792,6 +926,9 @@ func previewRecord(ctx context.Context, path, syncName, input, key string, xrefs
 		p.Action = "create"
 	}
 
+	if skipWhy != "" {
+		p.Action, p.Why = "nothing", skipWhy
+	}
 	for _, name := range m.Fields() {
 		f := previewField{Field: name}
 		f.Mapped, f.HasMapped = mapped[name]
@@ -895,6 +1032,17 @@ func (p *preview) printTable(w io.Writer) {
 		fmt.Fprintf(w, " by %s", p.ExternalID)
 	}
 	fmt.Fprintf(w, ", key %q\n", p.Key)
+	fmt.Fprintf(w, "event: %s", p.From)
+	if p.EventID != "" {
+		fmt.Fprintf(w, ", id %s", p.EventID)
+	}
+	if p.Version != nil {
+		fmt.Fprintf(w, ", version %d", *p.Version)
+	}
+	fmt.Fprintln(w)
+	if p.Guard != nil {
+		fmt.Fprintf(w, "the sync's version guard holds version %d of this key: %s (event %s, %s)\n", p.Guard.Version, p.Guard.State, p.Guard.EventID, p.Guard.UpdatedAt.Format(time.RFC3339))
+	}
 	switch {
 	case p.Found == nil:
 	case *p.Found && p.TargetID != "":

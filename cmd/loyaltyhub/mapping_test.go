@@ -215,6 +215,15 @@ syncs:
 }
 
 type previewJSON struct {
+	From    string `json:"from"`
+	EventID string `json:"event_id"`
+	Version *int64 `json:"version"`
+	Guard   *struct {
+		Version int64  `json:"version"`
+		State   string `json:"state"`
+		EventID string `json:"event_id"`
+	} `json:"guard"`
+	Why      string `json:"why"`
 	Action   string `json:"action"`
 	Found    *bool  `json:"found"`
 	TargetID string `json:"target_id"`
@@ -324,7 +333,7 @@ func TestMappingPreviewAgainstTheEmulator(t *testing.T) {
 	assert.Equal(t, before, writes.Load(), "preview writes nothing")
 
 	_, err = runCLI(t, "mapping", "preview", "-c", cfg, "--sync", "members-to-crm")
-	assert.ErrorContains(t, err, "--input EVENT.json is required")
+	assert.ErrorContains(t, err, "give --key ID (the newest event for that key in the running hub's bus) or --input EVENT.json")
 	_, err = runCLI(t, "mapping", "preview", "-c", cfg, "--sync", "members-to-crm", "--input", event, "--key", "M-2")
 	assert.ErrorContains(t, err, `the event is for subject "M-000001", not --key "M-2"`)
 }

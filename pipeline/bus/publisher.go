@@ -179,7 +179,7 @@ func unmarshal(nm *nats.Msg) (*message.Message, error) {
 		return nil, err
 	}
 	for k, v := range m.Metadata {
-		if strings.HasPrefix(v, encodedPrefix) && strings.HasSuffix(v, encodedSuffix) && len(v) >= len(encodedPrefix)+len(encodedSuffix) {
+		if isEncoded(v) {
 			raw, err := base64.StdEncoding.DecodeString(v[len(encodedPrefix) : len(v)-len(encodedSuffix)])
 			if err != nil {
 				return nil, fmt.Errorf("metadata %q: bad encoded value: %w", k, err)
@@ -188,6 +188,23 @@ func unmarshal(nm *nats.Msg) (*message.Message, error) {
 		}
 	}
 	return m, nil
+}
+
+func isEncoded(v string) bool {
+	return strings.HasPrefix(v, encodedPrefix) && strings.HasSuffix(v, encodedSuffix) && len(v) >= len(encodedPrefix)+len(encodedSuffix)
+}
+
+// decodeHeader returns a header value as marshal had it in the metadata;
+// a badly encoded value is returned as it is.
+func decodeHeader(v string) string {
+	if !isEncoded(v) {
+		return v
+	}
+	raw, err := base64.StdEncoding.DecodeString(v[len(encodedPrefix) : len(v)-len(encodedSuffix)])
+	if err != nil {
+		return v
+	}
+	return string(raw)
 }
 
 const (

@@ -397,6 +397,21 @@ func (p *Postgres) LookupXref(ctx context.Context, system, object, key string) (
 	return id, id != "", nil
 }
 
+// GuardOf implements Store.
+func (p *Postgres) GuardOf(ctx context.Context, sync, key string) (Guard, bool, error) {
+	var g Guard
+	err := p.pool.QueryRow(ctx, `SELECT version, state, event_id, updated_at FROM guard WHERE sync = $1 AND key = $2`,
+		sync, key).Scan(&g.Version, &g.State, &g.EventID, &g.UpdatedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Guard{}, false, nil
+	case err != nil:
+		return Guard{}, false, fmt.Errorf("store.postgres.GuardOf: sync %q key %q: %w", sync, key, err)
+	}
+	g.UpdatedAt = g.UpdatedAt.UTC()
+	return g, true, nil
+}
+
 // Counts implements Store.
 func (p *Postgres) Counts(ctx context.Context, sync string) (Counts, error) {
 	rows, err := p.pool.Query(ctx, `SELECT outcome, count(*) FROM outcomes WHERE sync = $1 GROUP BY outcome`, sync)

@@ -337,6 +337,22 @@ func (s *SQLite) LookupXref(ctx context.Context, system, object, key string) (st
 	return id, id != "", nil
 }
 
+// GuardOf implements Store.
+func (s *SQLite) GuardOf(ctx context.Context, sync, key string) (Guard, bool, error) {
+	var g Guard
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT version, state, event_id, updated_at FROM guard WHERE sync = ? AND key = ?`,
+		sync, key).Scan(&g.Version, &g.State, &g.EventID, &at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Guard{}, false, nil
+	case err != nil:
+		return Guard{}, false, fmt.Errorf("store.sqlite.GuardOf: sync %q key %q: %w", sync, key, err)
+	}
+	g.UpdatedAt = time.UnixMicro(at).UTC()
+	return g, true, nil
+}
+
 // Counts implements Store.
 func (s *SQLite) Counts(ctx context.Context, sync string) (Counts, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT outcome, count(*) FROM outcomes WHERE sync = ? GROUP BY outcome`, sync)

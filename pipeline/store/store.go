@@ -53,6 +53,26 @@ type Item struct {
 	Version int64
 }
 
+// Guard is a key's version-guard row in one sync.
+type Guard struct {
+	// Version is the newest version begun.
+	Version int64
+	// State is GuardPending (begun, no final outcome yet), GuardApplied or
+	// GuardDead.
+	State string
+	// EventID is the event that began Version.
+	EventID string
+	// UpdatedAt is when the row last changed.
+	UpdatedAt time.Time
+}
+
+// The states of a guard row.
+const (
+	GuardPending = "pending"
+	GuardApplied = "applied"
+	GuardDead    = "dead"
+)
+
 // Outcome is the final word on one event for one sync.
 type Outcome string
 
@@ -165,6 +185,9 @@ type Store interface {
 	// LookupXref returns the target id of key in system/object; false when
 	// there is none or the record was deleted.
 	LookupXref(ctx context.Context, system, object, key string) (string, bool, error)
+	// GuardOf returns the version-guard row of key in sync: the newest
+	// version begun and its state; false when the key has none.
+	GuardOf(ctx context.Context, sync, key string) (Guard, bool, error)
 	// Counts returns the outcome counts of a sync from the outcome log (so
 	// within the retention kept by Prune).
 	Counts(ctx context.Context, sync string) (Counts, error)

@@ -130,8 +130,27 @@ func testGuardTransitions(t *testing.T, s store.Store) {
 			// and the same key in another sync is independent.
 			assert.Equal(t, []store.Decision{store.SkipStale}, begin(t, s, syncA, item(key, 3)))
 			assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncB, item(key, 3)))
+
+			// GuardOf shows the row: the newest version begun, its state.
+			g, ok, err := s.GuardOf(t.Context(), syncA, key)
+			require.NoError(t, err)
+			require.True(t, ok)
+			wantVersion, wantState := max(tc.v, 5), store.GuardPending
+			switch {
+			case tc.setup == "none":
+				wantVersion = tc.v
+			case tc.v <= 5 && (tc.setup == store.Applied || tc.setup == store.Dead):
+				wantState = string(tc.setup)
+			}
+			assert.Equal(t, wantVersion, g.Version, "GuardOf version")
+			assert.Equal(t, wantState, g.State, "GuardOf state")
+			assert.NotEmpty(t, g.EventID)
+			assert.WithinDuration(t, time.Now(), g.UpdatedAt, time.Hour)
 		})
 	}
+	_, ok, err := s.GuardOf(t.Context(), syncA, "nobody")
+	require.NoError(t, err)
+	assert.False(t, ok, "a key never begun has no guard row")
 }
 
 func testOutOfOrderAndDuplicateBatches(t *testing.T, s store.Store) {
