@@ -344,7 +344,6 @@ func (s *Sync) process(batch []*pending) {
 		}
 	}
 
-
 	// 2. The version guard.
 	items := make([]store.Item, len(candidates))
 	for i, p := range candidates {
