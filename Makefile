@@ -45,7 +45,10 @@ proto:
 	GOFLAGS= $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" plugins/gen.sh
 
+## vet: gofmt must have nothing to say, then go vet.
 vet:
+	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$out" ]; then echo "gofmt -w needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
 clean:
