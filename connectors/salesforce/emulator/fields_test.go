@@ -131,3 +131,15 @@ func TestCustomFieldsFromJSONFile(t *testing.T) {
 	assert.Contains(t, err.Error(), "APIVersion")
 	assert.Contains(t, err.Error(), "QueryPageSize")
 }
+
+// Close right after Start, many times: the serving goroutine must not see
+// the server Close cleared (it panicked on a nil *http.Server).
+func TestCloseRightAfterStart(t *testing.T) {
+	for i := range 50 {
+		srv, err := emulator.New(emulator.Config{})
+		require.NoError(t, err)
+		_, err = srv.Start("127.0.0.1:0")
+		require.NoError(t, err, "start %d", i)
+		require.NoError(t, srv.Close(), "close %d", i)
+	}
+}

@@ -219,10 +219,13 @@ func (s *Server) start(addr string, useTLS bool) (string, error) {
 		scheme = "https"
 	}
 	s.conns = map[net.Conn]http.ConnState{}
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnState: s.trackConn}
+	// The goroutine serves through srv, not s.httpSrv, which Close clears:
+	// a Close right after Start must not leave it a nil server.
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnState: s.trackConn}
+	s.httpSrv = srv
 	s.baseURL = scheme + "://" + ln.Addr().String()
 	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("emulator: serve", "err", err)
 		}
 	}()
