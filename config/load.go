@@ -26,7 +26,20 @@ type Option func(*options)
 type options struct {
 	schemas func(connectorType string) (json.RawMessage, bool)
 	types   []string
+	partial bool // LoadAll: return the partial config with the errors
 }
+
+// keepPartial makes Load return a *partialErrors (LoadAll unwraps it).
+func keepPartial(o *options) { o.partial = true }
+
+// partialErrors carries LoadAll's partial config through Load.
+type partialErrors struct {
+	cfg  *Config
+	errs Errors
+}
+
+func (p *partialErrors) Error() string { return p.errs.Error() }
+func (p *partialErrors) Unwrap() error { return p.errs }
 
 // WithConnectorSchemas gives Load the connector types it knows and their
 // config schemas: for each connector, fn(type) returns the OpenAPI 3 schema
@@ -76,9 +89,34 @@ func Load(path string, opts ...Option) (*Config, error) {
 	cfg := l.load(data)
 	if len(l.errs) > 0 {
 		l.errs.sort()
+		if o.partial && cfg != nil {
+			for name, s := range cfg.Syncs {
+				if s != nil && l.isBad("syncs."+name+".mapping") {
+					s.Mapping = MappingRef{}
+				}
+			}
+			return nil, &partialErrors{cfg: cfg, errs: l.errs}
+		}
 		return nil, l.errs
 	}
 	return cfg, nil
+}
+
+// LoadAll is Load for tools that report every problem at once: with
+// errors, it also returns what it could read of the config (nil when the
+// file cannot be read or is not YAML). In it, a sync whose mapping
+// reference is in error has a zero Mapping, so the mappings that can be
+// compiled can be checked too. Never run a config that has errors.
+func LoadAll(path string, opts ...Option) (*Config, error) {
+	cfg, err := Load(path, append(opts, keepPartial)...)
+	if err == nil {
+		return cfg, nil
+	}
+	var pe *partialErrors
+	if errors.As(err, &pe) {
+		return pe.cfg, pe.errs
+	}
+	return nil, err
 }
 
 // loader holds the state of one Load.

@@ -456,3 +456,50 @@ func TestUnreadableFile(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestLoadAllReturnsWhatItCouldRead(t *testing.T) {
+	path := inDir(t, `bogus: 1
+sources:
+  ledger: {}
+connectors:
+  crm:
+    type: salesforce
+syncs:
+  good:
+    from: ledger.member
+    to: crm
+    object: LoyaltyProgramMember
+    external_id: Ledger_Member_Id__c
+    mapping: m.yaml
+  missing:
+    from: ledger.member
+    to: crm
+    object: Contact
+    external_id: Ledger_Member_Id__c
+    mapping: nope.yaml
+`, nil)
+	cfg, err := config.LoadAll(path)
+	got := problems(t, err)
+	if len(got) != 2 || !strings.Contains(got[0], "bogus") || !strings.Contains(got[1], "nope.yaml") {
+		t.Fatalf("problems = %q, want the unknown key and the missing mapping file", got)
+	}
+	if cfg == nil {
+		t.Fatal("LoadAll returned no config")
+	}
+	if cfg.Syncs["good"].Mapping.File == "" {
+		t.Error("the good sync's mapping is kept")
+	}
+	if cfg.Syncs["missing"].Mapping != (config.MappingRef{}) {
+		t.Errorf("the missing mapping is cleared, got %+v", cfg.Syncs["missing"].Mapping)
+	}
+	// Load itself returns no config with the same errors.
+	cfg, err = config.Load(path)
+	if cfg != nil || len(problems(t, err)) != 2 {
+		t.Fatalf("Load = %v, %v", cfg, err)
+	}
+	// Not YAML: no config at all.
+	path = inDir(t, "a: [\n", nil)
+	if cfg, err := config.LoadAll(path); cfg != nil || err == nil {
+		t.Fatalf("LoadAll of a broken file = %v, %v", cfg, err)
+	}
+}

@@ -30,8 +30,13 @@ import (
 // loadConfig loads and checks a config: the file itself, every connector
 // block against its connector's schema, and every mapping compiled.
 func loadConfig(ctx context.Context, path string, logger *slog.Logger) (*config.Config, *compiled, error) {
-	cfg, err := config.Load(path, config.WithRegistry(ctx))
+	cfg, err := config.LoadAll(path, config.WithRegistry(ctx))
 	if err != nil {
+		if cfg != nil {
+			// Report the mappings' problems with the config's, in one go.
+			_, mapErr := compileMappings(cfg)
+			err = errors.Join(err, mapErr)
+		}
 		return nil, nil, err
 	}
 	maps, err := compileMappings(cfg)
@@ -56,6 +61,9 @@ func compileMappings(cfg *config.Config) (*compiled, error) {
 	for _, s := range cfg.SyncList() {
 		var spec *mappings.Spec
 		var err error
+		if s.Mapping == (config.MappingRef{}) {
+			continue // a config with errors (LoadAll) has reported it
+		}
 		if s.Mapping.Inline() {
 			spec, err = mappings.ParseNode(s.Mapping.SourceFile, s.Mapping.Node)
 		} else {

@@ -110,6 +110,8 @@ syncs:
 	for _, want := range []string{
 		"bad.yaml:6:", "batch_size",
 		"bad.yaml:10:", `unknown connector "cmr"`, "crm",
+		// The inline mapping's problem comes in the same run.
+		"bad.yaml:15:55: fields.Ledger_Version__c.transform: unknown transform `lowr`; did you mean `lower`?",
 	} {
 		assert.Contains(t, out, want)
 	}
