@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
@@ -57,6 +58,7 @@ type state struct {
 	index  []int            // current element index per level, for messages
 	args   []any            // arguments of a natively called function
 	memo   []textMemo       // text results kept for siblings (field.memo)
+	mem    recordMem        // the data, and the memory the result is built in
 	vm     vm.VM
 }
 
@@ -93,10 +95,11 @@ func (m *Mapping) Apply(ctx context.Context, in Input) (map[string]any, error) {
 	st := m.pool.Get().(*state)
 	st.m, st.ctx = m, ctx
 	st.ev = eventEnv{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Time: in.Time}
-	// One immutable copy of the data: every string read from it is a
-	// substring, so the result never aliases the caller's buffer.
-	doc := string(in.Data)
-	m.root.ext.extract(doc, st.levels[0])
+	// The data is read in place, as text that must not outlive the call:
+	// recordMem copies what the result keeps of it (and errors format
+	// values, so they copy them too).
+	st.mem.start(unsafe.String(unsafe.SliceData(in.Data), len(in.Data)))
+	m.root.ext.extract(st.mem.doc, st.levels[0])
 	out, err := st.run()
 	st.release()
 	m.pool.Put(st)
@@ -119,6 +122,7 @@ func (st *state) release() {
 	}
 	st.ctx = nil
 	st.ev = eventEnv{}
+	st.mem.finish()
 }
 
 func (st *state) run() (map[string]any, error) {
@@ -177,7 +181,7 @@ func (st *state) eval(f *field) (any, bool, error) {
 		// A value copied from the data as it is.
 		r := &st.levels[f.level][f.slot]
 		if exists(*r) && r.Type != gjson.Null {
-			return scalarValue(r), true, nil
+			return st.value(r), true, nil
 		}
 		return st.settle(f, nil, exists(*r))
 	}
@@ -198,7 +202,7 @@ func (st *state) eval(f *field) (any, bool, error) {
 			if f.reuse > 0 && st.memo[f.reuse-1].ok {
 				s, n = st.memo[f.reuse-1].s, f.reuseN
 			}
-			if s, _, err = runText(steps[n:f.textSteps], s); err != nil {
+			if s, _, err = runText(&st.mem, steps[n:f.textSteps], s); err != nil {
 				return nil, false, st.recordErr(f, err)
 			}
 			if f.memo > 0 {
@@ -212,11 +216,11 @@ func (st *state) eval(f *field) (any, bool, error) {
 				}
 				mapped = true
 			} else {
-				v = s
+				v = st.mem.str(s)
 			}
 		case f.joinFirst && r.IsArray():
-			if s, joined := joinText(*r, steps[0].sep); joined {
-				v, done, ok, steps = s, true, true, steps[1:]
+			if s, joined := joinText(&st.mem, *r, steps[0].sep); joined {
+				v, done, ok, steps = st.mem.str(s), true, true, steps[1:]
 			}
 		}
 	}
@@ -227,7 +231,7 @@ func (st *state) eval(f *field) (any, bool, error) {
 	}
 	if ok && v != nil {
 		if len(steps) > 0 {
-			if v, err = runTransforms(steps, v); err != nil {
+			if v, err = runTransforms(&st.mem, steps, v); err != nil {
 				return nil, false, st.recordErr(f, err)
 			}
 		}
@@ -241,7 +245,7 @@ func (st *state) eval(f *field) (any, bool, error) {
 				return nil, false, err
 			}
 		}
-		if v, err = finalValue(v); err != nil {
+		if v, err = st.finalValue(v); err != nil {
 			return nil, false, st.recordErr(f, err)
 		}
 	}
@@ -267,27 +271,27 @@ func (st *state) settle(f *field, v any, ok bool) (any, bool, error) {
 func (st *state) source(f *field) (any, bool, error) {
 	switch f.kind {
 	case srcPath:
-		r := st.levels[f.level][f.slot]
-		if !exists(r) {
+		r := &st.levels[f.level][f.slot]
+		if !exists(*r) {
 			return nil, false, nil
 		}
-		return resultValue(r), true, nil
+		return st.value(r), true, nil
 	case srcThis:
-		r := st.elems[f.level]
-		if !exists(r) {
+		r := &st.elems[f.level]
+		if !exists(*r) {
 			return nil, false, nil
 		}
-		return resultValue(r), true, nil
+		return st.value(r), true, nil
 	case srcEvent:
 		switch f.event {
 		case evID:
-			return st.ev.ID, st.ev.ID != "", nil
+			return st.mem.str(st.ev.ID), st.ev.ID != "", nil
 		case evType:
-			return st.ev.Type, st.ev.Type != "", nil
+			return st.mem.str(st.ev.Type), st.ev.Type != "", nil
 		case evSource:
-			return st.ev.Source, st.ev.Source != "", nil
+			return st.mem.str(st.ev.Source), st.ev.Source != "", nil
 		case evSubject:
-			return st.ev.Subject, st.ev.Subject != "", nil
+			return st.mem.str(st.ev.Subject), st.ev.Subject != "", nil
 		case evTime:
 			if st.ev.Time.IsZero() {
 				return nil, false, nil
@@ -303,7 +307,7 @@ func (st *state) source(f *field) (any, bool, error) {
 		}
 		if f.xprog != nil {
 			if x, ok := st.xeval(f.xprog, vals); ok {
-				v, err := xresult(x)
+				v, err := st.xresult(x)
 				if err != nil {
 					return nil, false, st.recordErr(f, err)
 				}
@@ -466,7 +470,8 @@ func (st *state) lookup(f *field, v any) (any, bool, error) {
 	if st.m.resolver == nil {
 		return nil, false, fmt.Errorf("mapping %s: field %s: lookup %s/%s: the mapping was compiled without a cross-reference (mappings.WithResolver)", st.m.name, st.label(f), l.system, l.object)
 	}
-	id, found, err := st.m.resolver.Resolve(st.ctx, l.system, l.object, key)
+	// The resolver may keep the key: it must not point into the data.
+	id, found, err := st.m.resolver.Resolve(st.ctx, l.system, l.object, st.mem.keep(key))
 	if err != nil {
 		return nil, false, fmt.Errorf("mapping %s: field %s: lookup %s/%s %q: %w", st.m.name, st.label(f), l.system, l.object, key, err)
 	}
@@ -536,11 +541,13 @@ func (st *state) describeSource(f *field) string {
 }
 
 // finalValue makes a pipeline result JSON-compatible (times become
-// RFC 3339 text).
-func finalValue(v any) (any, error) {
+// RFC 3339 text) and safe to return (see recordMem.detach).
+func (st *state) finalValue(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, string, bool, int64, float64, map[string]any:
+	case nil, bool, int64, float64:
 		return v, nil
+	case string, map[string]any:
+		return st.mem.detach(v), nil
 	case time.Time:
 		return x.Format(time.RFC3339Nano), nil
 	case []any:
@@ -549,9 +556,34 @@ func finalValue(v any) (any, error) {
 				x[i] = t.Format(time.RFC3339Nano)
 			}
 		}
-		return x, nil
+		return st.mem.detach(x), nil
 	}
-	return exprResult(v)
+	v, err := exprResult(v)
+	if err != nil {
+		return nil, err
+	}
+	return st.mem.detach(v), nil
+}
+
+// value is resultValue for a result of the data, with text kept (see
+// recordMem.keep) and scalars boxed from the record's memory.
+func (st *state) value(r *gjson.Result) any {
+	switch r.Type {
+	case gjson.String:
+		return st.mem.str(r.Str)
+	case gjson.Number:
+		if i, ok := intValue(r); ok {
+			return st.mem.int(i)
+		}
+		return st.mem.float(r.Num)
+	case gjson.True:
+		return true
+	case gjson.False:
+		return false
+	case gjson.Null:
+		return nil
+	}
+	return st.mem.detach(resultValue(*r))
 }
 
 // cloneJSON copies composite constants so results never share memory.

@@ -26,8 +26,9 @@ type Input struct {
 	Subject string
 	// Time is when the change happened at the source.
 	Time time.Time
-	// Data is the CloudEvent's data JSON (an object). Apply copies it once;
-	// the result never aliases it.
+	// Data is the CloudEvent's data JSON (an object). Apply reads it in
+	// place and must not race with writes to it; the result and errors never
+	// alias it, so it may be reused once Apply returns.
 	Data []byte
 }
 

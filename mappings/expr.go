@@ -70,7 +70,7 @@ var hubFuncs = []hubFunc{
 				return nil, err
 			}
 		}
-		return toE164(s, region)
+		return toE164(nil, s, region)
 	}, []any{new(func(string) string), new(func(string, string) string)}},
 	{"truncate", func(p ...any) (any, error) {
 		s, err := toText(p[0])
@@ -88,7 +88,7 @@ var hubFuncs = []hubFunc{
 		if err != nil {
 			return nil, err
 		}
-		return keepDigits(s), nil
+		return digitsText(nil, s), nil
 	}, []any{new(func(string) string)}},
 	{"roundTo", func(p ...any) (any, error) {
 		f, err := toFloat(p[0])

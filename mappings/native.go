@@ -451,9 +451,9 @@ func (st *state) xeval(n *xnode, vars []xval) (xval, bool) {
 		}
 		switch n.op {
 		case opUpper:
-			return xval{k: xStr, s: upperText(x.s)}, true
+			return xval{k: xStr, s: upperText(&st.mem, x.s)}, true
 		case opLower:
-			return xval{k: xStr, s: strings.ToLower(x.s)}, true
+			return xval{k: xStr, s: lowerText(&st.mem, x.s)}, true
 		case opTrim:
 			return xval{k: xStr, s: strings.TrimSpace(x.s)}, true
 		}
@@ -591,7 +591,7 @@ func cmp3(lt, gt bool) int {
 	return 0
 }
 
-// concat evaluates a + b + c + ...: text is joined with one allocation;
+// concat evaluates a + b + c + ...: text is joined in the record's memory;
 // anything else is added pair by pair, left to right.
 func (st *state) concat(n *xnode, vars []xval) (xval, bool) {
 	var buf [8]xval
@@ -618,12 +618,11 @@ func (st *state) concat(n *xnode, vars []xval) (xval, bool) {
 		}
 		return acc, true
 	}
-	var b strings.Builder
-	b.Grow(size)
+	b := st.mem.textBuf(size)
 	for _, v := range vals {
-		b.WriteString(v.s)
+		b = append(b, v.s...)
 	}
-	return xval{k: xStr, s: b.String()}, true
+	return xval{k: xStr, s: st.mem.textDone(b)}, true
 }
 
 // slice is expr-lang's runtime.Slice on text (byte offsets).
@@ -730,14 +729,20 @@ func (st *state) call(n *xnode, vars []xval) (out xval, ok bool) {
 	return unbox(v), true
 }
 
-// upperText is strings.ToUpper, without allocating for one ASCII letter.
-func upperText(s string) string {
-	if len(s) == 1 && s[0] >= 'a' && s[0] <= 'z' {
-		const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		i := s[0] - 'a'
-		return letters[i : i+1]
+// xresult is xresult with the value boxed from the record's memory (see
+// recordMem).
+func (st *state) xresult(v xval) (any, error) {
+	switch v.k {
+	case xStr:
+		return st.mem.str(v.s), nil
+	case xInt, xInt64:
+		return st.mem.int(v.i), nil
+	case xFloat:
+		if !math.IsNaN(v.f) && !math.IsInf(v.f, 0) {
+			return st.mem.float(v.f), nil
+		}
 	}
-	return strings.ToUpper(s)
+	return xresult(v)
 }
 
 // xresult converts a native result as exprResult converts the VM's.

@@ -456,34 +456,26 @@ func resultValue(r gjson.Result) any {
 	return nil
 }
 
-// scalarValue is resultValue without copying r.
-func scalarValue(r *gjson.Result) any {
-	switch r.Type {
-	case gjson.String:
-		return r.Str
-	case gjson.Number:
-		return numberValue(*r)
-	case gjson.True:
-		return true
-	case gjson.False:
-		return false
-	case gjson.Null:
-		return nil
+func numberValue(r gjson.Result) any {
+	if i, ok := intValue(&r); ok {
+		return i
 	}
-	return resultValue(*r)
+	return r.Num
 }
 
-func numberValue(r gjson.Result) any {
+// intValue is the value of a number written as an integer that fits an
+// int64; ok is false for other numbers (read as float64).
+func intValue(r *gjson.Result) (int64, bool) {
 	raw := r.Raw
 	if len(raw) <= 15 && isIntLiteral(raw) && r.Num == math.Trunc(r.Num) {
-		return int64(r.Num) // exact: at most 15 digits
+		return int64(r.Num), true // exact: at most 15 digits
 	}
 	if isIntLiteral(raw) {
 		if i, err := strconv.ParseInt(raw, 10, 64); err == nil {
-			return i
+			return i, true
 		}
 	}
-	return r.Num
+	return 0, false
 }
 
 func isIntLiteral(s string) bool {

@@ -12,6 +12,7 @@ import (
 	_ "time/tzdata" // time zones work on hosts without a tz database
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -27,7 +28,7 @@ type transformStep struct {
 	out string
 	// sfn, when set, is fn on text without boxing (for chains of text
 	// transforms).
-	sfn func(string) (string, error)
+	sfn textFn
 	// sig identifies the transform with its arguments: two steps with the
 	// same sig compute the same function.
 	sig string
@@ -61,34 +62,39 @@ type transformDef struct {
 	build    func(args []any) (func(v any) (any, error), error)
 	// text, when set, builds the transform as a function on text; build is
 	// then derived from it.
-	text func(args []any) (func(string) (string, error), error)
+	text func(args []any) (textFn, error)
 }
+
+// textFn is a transform on text. New text goes to the record's memory m,
+// so that one record's text takes one allocation (see recordMem); m is nil
+// outside a record.
+type textFn func(m *recordMem, s string) (string, error)
 
 var transforms map[string]*transformDef
 
 func init() {
 	transforms = map[string]*transformDef{
-		"lower": {Usage: "lower", Doc: "lower-cases text", text: fixed(strings.ToLower)},
-		"upper": {Usage: "upper", Doc: "upper-cases text", text: fixed(strings.ToUpper)},
-		"trim":  {Usage: "trim", Doc: "removes leading and trailing white space", text: fixed(strings.TrimSpace)},
-		"title": {Usage: "title", Doc: "upper-cases the first letter of each word", text: fixed(titleCase)},
-		"digits": {Usage: "digits", Doc: "keeps only the digits",
-			text: fixed(keepDigits)},
+		"lower": {Usage: "lower", Doc: "lower-cases text", text: fixed(lowerText)},
+		"upper": {Usage: "upper", Doc: "upper-cases text", text: fixed(upperText)},
+		"trim": {Usage: "trim", Doc: "removes leading and trailing white space",
+			text: fixed(func(_ *recordMem, s string) string { return strings.TrimSpace(s) })},
+		"title":  {Usage: "title", Doc: "upper-cases the first letter of each word", text: fixed(titleText)},
+		"digits": {Usage: "digits", Doc: "keeps only the digits", text: fixed(digitsText)},
 		"truncate": {Usage: "truncate(n)", Doc: "keeps at most n characters", args: []argKind{argInt},
-			text: func(a []any) (func(string) (string, error), error) {
+			text: func(a []any) (textFn, error) {
 				n := a[0].(int)
 				if n < 0 {
 					return nil, errors.New("n must be ≥ 0")
 				}
-				return func(s string) (string, error) { return truncateRunes(s, n), nil }, nil
+				return func(_ *recordMem, s string) (string, error) { return truncateRunes(s, n), nil }, nil
 			}},
 		"replace": {Usage: `replace("old", "new")`, Doc: "replaces every occurrence of old by new", args: []argKind{argString, argString},
-			text: func(a []any) (func(string) (string, error), error) {
+			text: func(a []any) (textFn, error) {
 				if a[0].(string) == "" {
 					return nil, errors.New("the text to replace is empty")
 				}
 				r := strings.NewReplacer(a[0].(string), a[1].(string))
-				return func(s string) (string, error) { return r.Replace(s), nil }, nil
+				return func(_ *recordMem, s string) (string, error) { return r.Replace(s), nil }, nil
 			}},
 		"empty_to_null": {Usage: "empty_to_null", Doc: "turns an empty or blank string into null (so `default` applies)",
 			build: func([]any) (func(any) (any, error), error) {
@@ -100,9 +106,9 @@ func init() {
 				}, nil
 			}},
 		"sha256": {Usage: "sha256", Doc: "hex SHA-256 of the text (hash PII before it leaves; trim and lower e-mails first)",
-			text: fixed(sha256Hex)},
+			text: fixed(sha256Text)},
 		"e164": {Usage: `e164 | e164("US")`, Doc: "normalises a phone number to E.164 (+33612345678); the region (or calling code) is used for numbers written without one", args: []argKind{argString}, optional: 1,
-			text: func(a []any) (func(string) (string, error), error) {
+			text: func(a []any) (textFn, error) {
 				region := ""
 				if len(a) > 0 {
 					region = a[0].(string)
@@ -110,7 +116,7 @@ func init() {
 						return nil, err
 					}
 				}
-				return func(s string) (string, error) { return toE164(s, region) }, nil
+				return func(m *recordMem, s string) (string, error) { return toE164(m, s, region) }, nil
 			}},
 		"string": {Usage: "string", Doc: "renders a number, boolean or time as text",
 			build: func([]any) (func(any) (any, error), error) {
@@ -301,15 +307,15 @@ func init() {
 	}
 }
 
-func fixed(f func(string) string) func([]any) (func(string) (string, error), error) {
-	return func([]any) (func(string) (string, error), error) {
-		return func(s string) (string, error) { return f(s), nil }, nil
+func fixed(f func(*recordMem, string) string) func([]any) (textFn, error) {
+	return func([]any) (textFn, error) {
+		return func(m *recordMem, s string) (string, error) { return f(m, s), nil }, nil
 	}
 }
 
 // textTimeFormatter is timeFormatter for text input.
-func textTimeFormatter(layout string, zoneArg int) func([]any) (func(string) (string, error), error) {
-	return func(a []any) (func(string) (string, error), error) {
+func textTimeFormatter(layout string, zoneArg int) func([]any) (textFn, error) {
+	return func(a []any) (textFn, error) {
 		loc := time.UTC
 		if zoneArg >= 0 && len(a) > zoneArg {
 			var err error
@@ -317,12 +323,12 @@ func textTimeFormatter(layout string, zoneArg int) func([]any) (func(string) (st
 				return nil, err
 			}
 		}
-		return func(s string) (string, error) {
+		return func(m *recordMem, s string) (string, error) {
 			t, err := textTime(s, loc)
 			if err != nil {
 				return "", err
 			}
-			return formatReusing(t.In(loc), layout, s), nil
+			return formatReusing(m, t.In(loc), layout, s), nil
 		}, nil
 	}
 }
@@ -330,7 +336,7 @@ func textTimeFormatter(layout string, zoneArg int) func([]any) (func(string) (st
 // formatReusing is t.Format(layout), returned as a substring of s when s
 // starts with it (a date already written as wanted, the date of an
 // ISO-8601 instant in UTC): no allocation then.
-func formatReusing(t time.Time, layout, s string) string {
+func formatReusing(m *recordMem, t time.Time, layout, s string) string {
 	var buf [64]byte
 	var b []byte
 	if layout == time.DateOnly {
@@ -346,16 +352,71 @@ func formatReusing(t time.Time, layout, s string) string {
 	if s = strings.TrimSpace(s); len(s) >= len(b) && s[:len(b)] == string(b) {
 		return s[:len(b)]
 	}
-	return string(b)
+	return m.copyText(b)
 }
 
-func keepDigits(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return r
+// digitsText keeps the digits of s (s itself when it has nothing else).
+// Digits are ASCII, and no byte of a multi-byte UTF-8 sequence is one, so
+// filtering bytes keeps what filtering runes keeps.
+func digitsText(m *recordMem, s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := m.textBuf(len(s))
+	start := len(b)
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' {
+			b = append(b, c)
 		}
-		return -1
-	}, s)
+	}
+	if len(b) == start {
+		return m.textDone(b) // "", and the buffer as it was
+	}
+	return m.textDone(b)
+}
+
+// lowerText is strings.ToLower, writing ASCII results to m.
+func lowerText(m *recordMem, s string) string {
+	return asciiCase(m, s, 'A', strings.ToLower)
+}
+
+// upperText is strings.ToUpper, writing ASCII results to m.
+func upperText(m *recordMem, s string) string {
+	return asciiCase(m, s, 'a', strings.ToUpper)
+}
+
+// asciiCase maps the 26 ASCII letters from `from` to the other case; it
+// returns s itself when none is there (as strings.ToLower/ToUpper do), and
+// leaves text that is not ASCII to general (the Unicode mapping).
+func asciiCase(m *recordMem, s string, from byte, general func(string) string) string {
+	first := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return general(s)
+		}
+		if first < 0 && c >= from && c <= from+25 {
+			first = i
+		}
+	}
+	if first < 0 {
+		return s
+	}
+	b := m.textBuf(len(s))
+	b = append(b, s[:first]...)
+	for i := first; i < len(s); i++ {
+		c := s[i]
+		if c >= from && c <= from+25 {
+			c ^= 'a' - 'A' // the case bit
+		}
+		b = append(b, c)
+	}
+	return m.textDone(b)
 }
 
 // TransformNames lists the built-in transforms, sorted.
@@ -462,7 +523,7 @@ func (c *compiler) transforms(chain []string, pos Pos, path string) []*transform
 			continue
 		}
 		var fn func(any) (any, error)
-		var sfn func(string) (string, error)
+		var sfn textFn
 		if def.text != nil {
 			sfn, err = def.text(args)
 		}
@@ -474,7 +535,7 @@ func (c *compiler) transforms(chain []string, pos Pos, path string) []*transform
 				if err != nil {
 					return nil, err
 				}
-				return sfn(s)
+				return sfn(nil, s)
 			}
 		}
 		if err != nil {
@@ -512,12 +573,12 @@ func argCount(d *transformDef) string {
 }
 
 // runTransforms applies a chain; a transform that does not take arrays as a
-// whole runs on each element of an array.
-func runTransforms(steps []*transformStep, v any) (any, error) {
+// whole runs on each element of an array. New text goes to m.
+func runTransforms(m *recordMem, steps []*transformStep, v any) (any, error) {
 	for i := 0; i < len(steps); i++ {
 		t := steps[i]
 		if s, ok := v.(string); ok && t.sfn != nil {
-			out, n, err := runText(steps[i:], s)
+			out, n, err := runText(m, steps[i:], s)
 			if err != nil {
 				return nil, err
 			}
@@ -549,12 +610,12 @@ func runTransforms(steps []*transformStep, v any) (any, error) {
 }
 
 // runText runs the leading text transforms of steps on s; n is how many
-// ran.
-func runText(steps []*transformStep, s string) (string, int, error) {
+// ran. New text goes to m.
+func runText(m *recordMem, steps []*transformStep, s string) (string, int, error) {
 	n := 0
 	for ; n < len(steps) && steps[n].sfn != nil; n++ {
 		var err error
-		if s, err = steps[n].sfn(s); err != nil {
+		if s, err = steps[n].sfn(m, s); err != nil {
 			return "", n, fmt.Errorf("transform %s: %w", steps[n].name, err)
 		}
 	}
@@ -562,9 +623,9 @@ func runText(steps []*transformStep, s string) (string, int, error) {
 }
 
 // joinText is `join(sep)` on an array of text (nulls are skipped) read
-// from the data, without boxing the elements; ok is false for arrays with
-// other elements (the generic path handles them).
-func joinText(r gjson.Result, sep string) (string, bool) {
+// from the data, without boxing the elements, written to m; ok is false for
+// arrays with other elements (the generic path handles them).
+func joinText(m *recordMem, r gjson.Result, sep string) (string, bool) {
 	var buf [16]string
 	parts := buf[:0]
 	ok := true
@@ -581,7 +642,23 @@ func joinText(r gjson.Result, sep string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return strings.Join(parts, sep), true
+	switch len(parts) {
+	case 0:
+		return "", true
+	case 1:
+		return parts[0], true
+	}
+	n := len(sep) * (len(parts) - 1)
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := m.textBuf(n)
+	b = append(b, parts[0]...)
+	for _, p := range parts[1:] {
+		b = append(b, sep...)
+		b = append(b, p...)
+	}
+	return m.textDone(b), true
 }
 
 // splitChain splits "trim | lower | truncate(40)" on the pipes outside
@@ -855,31 +932,34 @@ func truncateRunes(s string, n int) string {
 	return s
 }
 
-func titleCase(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
+// titleText upper-cases the first letter of each word (after a space or a
+// hyphen) and lower-cases the others, writing to m.
+func titleText(m *recordMem, s string) string {
+	b := m.textBuf(len(s))
 	start := true
 	for _, r := range s {
 		if unicode.IsSpace(r) || r == '-' {
 			start = true
-			b.WriteRune(r)
+			b = utf8.AppendRune(b, r)
 			continue
 		}
 		if start {
-			b.WriteRune(unicode.ToUpper(r))
+			b = utf8.AppendRune(b, unicode.ToUpper(r))
 			start = false
 		} else {
-			b.WriteRune(unicode.ToLower(r))
+			b = utf8.AppendRune(b, unicode.ToLower(r))
 		}
 	}
-	return b.String()
+	return m.textDone(b)
 }
 
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	var buf [2 * sha256.Size]byte
-	hex.Encode(buf[:], sum[:])
-	return string(buf[:])
+func sha256Hex(s string) string { return sha256Text(nil, s) }
+
+// sha256Text is the hex SHA-256 of s, written to m.
+func sha256Text(m *recordMem, s string) string {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s))) // read only
+	b := m.textBuf(2 * sha256.Size)
+	return m.textDone(hex.AppendEncode(b, sum[:]))
 }
 
 func roundTo(f float64, n int) float64 {
@@ -945,7 +1025,7 @@ func callingCode(region string) (string, error) {
 // toE164 normalises a phone number: "+", then 8 to 15 digits. Numbers
 // without "+" or "00" get the region's calling code (a national trunk 0 is
 // dropped, and a leading 1 for NANP numbers is kept as the code).
-func toE164(s, region string) (string, error) {
+func toE164(m *recordMem, s, region string) (string, error) {
 	t := strings.TrimSpace(s)
 	intl := false
 	switch {
@@ -998,5 +1078,5 @@ done:
 		return "", fmt.Errorf("%q is not a valid international phone number", s)
 	}
 	d[start-1] = '+'
-	return string(d[start-1:]), nil
+	return m.copyText(d[start-1:]), nil
 }

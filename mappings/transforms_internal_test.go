@@ -17,7 +17,7 @@ func TestFormatReusing(t *testing.T) {
 		layout := layouts[r.IntN(len(layouts))]
 		want := tm.Format(layout)
 		for _, in := range []string{want, " " + want + " ", want + "T10:00:00Z", "x" + want, want[:len(want)-1]} {
-			if got := formatReusing(tm, layout, in); got != want {
+			if got := formatReusing(nil, tm, layout, in); got != want {
 				t.Fatalf("formatReusing(%v, %q, %q) = %q, want %q", tm, layout, in, got, want)
 			}
 		}
