@@ -55,6 +55,9 @@ type Config struct {
 	Store Store `yaml:"store" desc:"The state store: version guard, cross-reference, dead letters."`
 	// Progress sets the periodic progress lines in the log.
 	Progress Progress `yaml:"progress" desc:"Periodic progress lines in the log."`
+	// Replica sets how replicas share the syncs: each sync runs on the
+	// replica that holds its lease in the state store.
+	Replica Replica `yaml:"replica" desc:"How hub replicas share the syncs (a lease per sync in the state store)."`
 	// Sources are the webhook sources accepted at POST /v1/events/{source},
 	// by name. Names match ^[a-z][a-z0-9_-]*$. Default: none.
 	Sources map[string]*Source `yaml:"sources" desc:"Webhook sources accepted at POST /v1/events/{source}, by name."`
@@ -145,6 +148,18 @@ type Progress struct {
 	// Interval between progress lines. 0 disables them. Default 5s; range
 	// 0, or 100ms to 1h.
 	Interval time.Duration `yaml:"interval" default:"5s" min:"100ms" max:"1h" zero:"disables" desc:"Time between progress lines; 0 disables them."`
+}
+
+// Replica sets this hub replica's identity and its syncs' leases.
+type Replica struct {
+	// ID names this replica in the leases. Default "": the host name and a
+	// hash of the data directory, stable across restarts, so a restarted
+	// replica gets its syncs back at once. Give each replica its own.
+	ID string `yaml:"id" desc:"This replica's name in the leases; default: host name and a hash of data_dir, stable across restarts."`
+	// LeaseTTL is how long a sync's lease lasts unless renewed (every
+	// third of it): how long syncs wait after their replica vanished
+	// before another replica runs them. Default 15s; range 1s to 10m.
+	LeaseTTL time.Duration `yaml:"lease_ttl" default:"15s" min:"1s" max:"10m" desc:"How long a sync's lease lasts unless renewed; how long a vanished replica's syncs wait for another."`
 }
 
 // Source is one webhook source.

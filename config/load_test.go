@@ -25,7 +25,7 @@ type loadCase struct {
 var loadCases = []loadCase{
 	{name: "unknown top-level key suggests the closest", yaml: "lgo: {level: info}\n" + base,
 		want: []string{
-			`hub.yaml:1:1: lgo: unknown key "lgo"; did you mean "log"? valid keys: data_dir, log, http, bus, store, progress, sources, connectors, syncs`,
+			`hub.yaml:1:1: lgo: unknown key "lgo"; did you mean "log"? valid keys: data_dir, log, http, bus, store, progress, replica, sources, connectors, syncs`,
 		},
 	},
 	{name: "unknown nested key suggests the closest", yaml: "http:\n  lisen: 127.0.0.1:9000\n" + base,

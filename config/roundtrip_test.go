@@ -45,6 +45,7 @@ func TestFullConfig(t *testing.T) {
 		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second},
 		Store:    config.Store{Driver: "sqlite", DSN: cfg.Store.DSN},
 		Progress: config.Progress{Interval: 5 * time.Second},
+		Replica:  config.Replica{LeaseTTL: 15 * time.Second},
 	}
 	got := *cfg
 	got.Sources, got.Connectors, got.Syncs, got.Path = nil, nil, nil, ""

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -172,11 +175,12 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		readers[c.Name] = conn
 	}
 
+	// Each sync runs on the replica holding its lease (see pipeline.Leased).
+	leased := pipeline.Leased(func(consumer string, inflight int) (message.Subscriber, error) {
+		return a.bus.Subscriber(consumer, inflight)
+	}, pipeline.LeaseConfig{Leaser: a.store, Holder: replicaID(cfg), TTL: cfg.Replica.LeaseTTL}, logger.With("component", "lease"))
 	a.hub, err = pipeline.NewHub(pipeline.HubConfig{ProgressInterval: cfg.Progress.Interval},
-		func(consumer string, inflight int) (message.Subscriber, error) {
-			return a.bus.Subscriber(consumer, inflight)
-		},
-		a.bus.Pending, logger.With("component", "pipeline"))
+		leased, a.bus.Pending, logger.With("component", "pipeline"))
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +287,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 	}()
 	a.logger.Info("loyaltyhub running", "http", "http://"+a.listener.Addr().String(), "syncs", len(a.cfg.Syncs),
-		"data_dir", a.cfg.DataDir, "bus", busLabel(a.cfg), "store", a.cfg.Store.Driver)
+		"data_dir", a.cfg.DataDir, "bus", busLabel(a.cfg), "store", a.cfg.Store.Driver, "replica", replicaID(a.cfg))
 
 	var runErr error
 	select {
@@ -403,4 +407,19 @@ func segmentKeyHint(s *config.Sync, key string) string {
 		return "; a segment sync's keys are SEGMENT:MEMBER"
 	}
 	return ""
+}
+
+// replicaID is replica.id, or the host name and a hash of the data
+// directory: stable across restarts of one replica, distinct for two
+// replicas on one host (they cannot share a data directory).
+func replicaID(cfg *config.Config) string {
+	if cfg.Replica.ID != "" {
+		return cfg.Replica.ID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	sum := sha256.Sum256([]byte(cfg.DataDir))
+	return host + "-" + hex.EncodeToString(sum[:4])
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
@@ -123,6 +124,7 @@ func (o *org) neverOlder(t *testing.T) int {
 type hubSetup struct {
 	busURL, stream, prefix string // external bus (busURL != "")
 	storeDriver, storeDSN  string // default sqlite in the data dir
+	leaseTTL               time.Duration
 }
 
 type hub struct {
@@ -158,6 +160,9 @@ func newHub(t testing.TB, o *org, s hubSetup) *hub {
 	}
 	if s.storeDriver != "" {
 		fmt.Fprintf(&b, "store: {driver: %s, dsn: %q}\n", s.storeDriver, s.storeDSN)
+	}
+	if s.leaseTTL > 0 {
+		fmt.Fprintf(&b, "replica: {lease_ttl: %s}\n", s.leaseTTL)
 	}
 	fmt.Fprintf(&b, `sources:
   ledger: {}
@@ -391,30 +396,9 @@ func TestEndToEndSurvivesSIGKILL(t *testing.T) {
 // TestEndToEndExternalNATSAndPostgres runs the same flow on the scale-out
 // path: an external NATS JetStream server and a PostgreSQL state store.
 func TestEndToEndExternalNATSAndPostgres(t *testing.T) {
-	natsURL, pgDSN := os.Getenv("LOYALTYHUB_TEST_NATS_URL"), os.Getenv("LOYALTYHUB_TEST_POSTGRES_DSN")
-	if natsURL == "" || pgDSN == "" {
-		t.Skip("set LOYALTYHUB_TEST_NATS_URL and LOYALTYHUB_TEST_POSTGRES_DSN to run against an external NATS JetStream and PostgreSQL (.ci/run does)")
-	}
-	suffix := fmt.Sprintf("%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	stream, prefix, schema := "LHE2E_"+suffix, "lhe2e"+suffix, "lhe2e_"+suffix
-
-	// The stream and the schema are removed afterwards.
-	t.Cleanup(func() {
-		if nc, err := nats.Connect(natsURL); err == nil {
-			if js, err := jetstream.New(nc); err == nil {
-				_ = js.DeleteStream(context.Background(), stream)
-			}
-			nc.Close()
-		}
-		if conn, err := pgx.Connect(context.Background(), pgDSN); err == nil {
-			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			_ = conn.Close(context.Background())
-		}
-	})
-	dsn := withSearchPath(t, pgDSN, schema)
-
+	setup := externalSetup(t)
 	o := startOrg(t)
-	h := newHub(t, o, hubSetup{busURL: natsURL, stream: stream, prefix: prefix, storeDriver: "postgres", storeDSN: dsn})
+	h := newHub(t, o, setup)
 	h.start()
 	plan := e2ePlan()
 	sent := make(chan error, 1)
@@ -430,7 +414,91 @@ func TestEndToEndExternalNATSAndPostgres(t *testing.T) {
 	h.waitDrained(plan, time.Minute)
 	h.stop(syscall.SIGTERM)
 	o.neverOlder(t)
-	checkOutcomes(t, "postgres", dsn, plan)
+	checkOutcomes(t, "postgres", setup.storeDSN, plan)
+}
+
+// externalSetup gives a test its own stream, subject prefix and schema on
+// the external NATS and PostgreSQL, removed afterwards; it skips the test
+// when they are not given.
+func externalSetup(t *testing.T) hubSetup {
+	natsURL, pgDSN := os.Getenv("LOYALTYHUB_TEST_NATS_URL"), os.Getenv("LOYALTYHUB_TEST_POSTGRES_DSN")
+	if natsURL == "" || pgDSN == "" {
+		t.Skip("set LOYALTYHUB_TEST_NATS_URL and LOYALTYHUB_TEST_POSTGRES_DSN to run against an external NATS JetStream and PostgreSQL (.ci/run does)")
+	}
+	suffix := fmt.Sprintf("%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	stream, prefix, schema := "LHE2E_"+suffix, "lhe2e"+suffix, "lhe2e_"+suffix
+	t.Cleanup(func() {
+		if nc, err := nats.Connect(natsURL); err == nil {
+			if js, err := jetstream.New(nc); err == nil {
+				_ = js.DeleteStream(context.Background(), stream)
+			}
+			nc.Close()
+		}
+		if conn, err := pgx.Connect(context.Background(), pgDSN); err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(context.Background())
+		}
+	})
+	return hubSetup{busURL: natsURL, stream: stream, prefix: prefix, storeDriver: "postgres", storeDSN: withSearchPath(t, pgDSN, schema)}
+}
+
+// TestEndToEndTwoReplicas: two hub processes share the external bus and
+// store, and both take events in. The sync runs on the replica holding its
+// lease; SIGKILL that one mid-run and the other takes the sync over once
+// the lease expires. The org converges, no record is ever written with an
+// older version after a newer one, and every event has one outcome.
+func TestEndToEndTwoReplicas(t *testing.T) {
+	setup := externalSetup(t)
+	setup.leaseTTL = 2 * time.Second
+	o := startOrg(t)
+	h1 := newHub(t, o, setup)
+	h1.start()
+	h2 := newHub(t, o, setup)
+	h2.start()
+
+	plan := e2ePlan()
+	var toH1, toH2 []ledgeremu.CloudEvent
+	for i, d := range plan.Deliveries {
+		if i%2 == 0 {
+			toH1 = append(toH1, d)
+		} else {
+			toH2 = append(toH2, d)
+		}
+	}
+	sent := make(chan error, 2)
+	for _, s := range []struct {
+		h   *hub
+		evs []ledgeremu.CloudEvent
+	}{{h1, toH1}, {h2, toH2}} {
+		go func() {
+			sender := &ledgeremu.Sender{URL: s.h.url(), BatchSize: 100, RetryFor: 3 * time.Minute}
+			sent <- sender.Send(context.Background(), s.evs, nil)
+		}()
+	}
+	time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+	h1.stop(syscall.SIGKILL) // the first replica started holds the lease
+	time.Sleep(3 * time.Second)
+	h1.start() // its sender's retries get through again; it stands by
+	for range 2 {
+		require.NoError(t, <-sent)
+	}
+	waitConverged(t, o, plan, 3*time.Minute)
+	h2.waitDrained(plan, time.Minute)
+	h1.stop(syscall.SIGTERM)
+	h2.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "postgres", setup.storeDSN, plan)
+
+	logs := func(h *hub) string {
+		data, err := os.ReadFile(h.logs.Name())
+		require.NoError(t, err)
+		return string(data)
+	}
+	l1, l2 := logs(h1), logs(h2)
+	first, _, _ := strings.Cut(l1, "==== start 2")
+	assert.Contains(t, first, "lease acquired", "replica 1 ran the sync first")
+	assert.Contains(t, l2, "standing by", "replica 2 stood by")
+	assert.Contains(t, l2, "lease acquired", "replica 2 took the sync over")
 }
 
 func withSearchPath(t *testing.T, dsn, schema string) string {

@@ -313,3 +313,16 @@ func pendingMigrations(ms []migration, current int, where string) ([]migration, 
 
 // micro truncates t to microseconds, the precision both databases keep.
 func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// validateLease checks AcquireLease's and ReleaseLease's arguments.
+func validateLease(op, name, holder string, ttl time.Duration) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s: empty lease name", op)
+	case holder == "":
+		return fmt.Errorf("%s: lease %q: empty holder", op, name)
+	case ttl <= 0:
+		return fmt.Errorf("%s: lease %q: ttl %v must be positive", op, name, ttl)
+	}
+	return nil
+}

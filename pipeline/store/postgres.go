@@ -524,6 +524,44 @@ func (p *Postgres) SetCursor(ctx context.Context, name, value string) error {
 	return nil
 }
 
+// AcquireLease implements Store. Times are the database's clock.
+func (p *Postgres) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error) {
+	const op = "store.postgres.AcquireLease"
+	if err := validateLease(op, name, holder, ttl); err != nil {
+		return Lease{}, false, err
+	}
+	l := Lease{Name: name}
+	err := p.pool.QueryRow(ctx, `INSERT INTO leases (name, holder, expires_at, acquired_at)
+		VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 microsecond', clock_timestamp())
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+			acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+		RETURNING holder, acquired_at, expires_at`,
+		name, holder, ttl.Microseconds()).Scan(&l.Holder, &l.AcquiredAt, &l.ExpiresAt)
+	ok := err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = p.pool.QueryRow(ctx, `SELECT holder, acquired_at, expires_at FROM leases WHERE name = $1`, name).
+			Scan(&l.Holder, &l.AcquiredAt, &l.ExpiresAt)
+	}
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("%s: lease %q for %q: %w", op, name, holder, err)
+	}
+	l.AcquiredAt, l.ExpiresAt = l.AcquiredAt.UTC(), l.ExpiresAt.UTC()
+	return l, ok, nil
+}
+
+// ReleaseLease implements Store.
+func (p *Postgres) ReleaseLease(ctx context.Context, name, holder string) error {
+	const op = "store.postgres.ReleaseLease"
+	if err := validateLease(op, name, holder, 1); err != nil {
+		return err
+	}
+	if _, err := p.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder); err != nil {
+		return fmt.Errorf("%s: lease %q for %q: %w", op, name, holder, err)
+	}
+	return nil
+}
+
 // Prune implements Store.
 func (p *Postgres) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
 	const op = "store.postgres.Prune"

@@ -508,6 +508,45 @@ func (s *SQLite) SetCursor(ctx context.Context, name, value string) error {
 	return nil
 }
 
+// AcquireLease implements Store.
+func (s *SQLite) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error) {
+	const op = "store.sqlite.AcquireLease"
+	if err := validateLease(op, name, holder, ttl); err != nil {
+		return Lease{}, false, err
+	}
+	now := s.now()
+	l := Lease{Name: name}
+	var acquired, expires int64
+	err := s.w.QueryRowContext(ctx, `INSERT INTO leases (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+			acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at
+		RETURNING holder, acquired_at, expires_at`,
+		name, holder, now.Add(ttl).UnixMicro(), now.UnixMicro()).Scan(&l.Holder, &acquired, &expires)
+	ok := err == nil
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.w.QueryRowContext(ctx, `SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?`, name).
+			Scan(&l.Holder, &acquired, &expires)
+	}
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("%s: lease %q for %q: %w", op, name, holder, err)
+	}
+	l.AcquiredAt, l.ExpiresAt = time.UnixMicro(acquired).UTC(), time.UnixMicro(expires).UTC()
+	return l, ok, nil
+}
+
+// ReleaseLease implements Store.
+func (s *SQLite) ReleaseLease(ctx context.Context, name, holder string) error {
+	const op = "store.sqlite.ReleaseLease"
+	if err := validateLease(op, name, holder, 1); err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder); err != nil {
+		return fmt.Errorf("%s: lease %q for %q: %w", op, name, holder, err)
+	}
+	return nil
+}
+
 // Prune implements Store.
 func (s *SQLite) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
 	const op = "store.sqlite.Prune"

@@ -73,6 +73,15 @@ const (
 	GuardDead    = "dead"
 )
 
+// Lease is who holds a lease, since when and until when.
+type Lease struct {
+	Name, Holder string
+	// AcquiredAt is when Holder took the lease (renewals keep it).
+	AcquiredAt time.Time
+	// ExpiresAt is when another holder may take it, unless renewed.
+	ExpiresAt time.Time
+}
+
 // Outcome is the final word on one event for one sync.
 type Outcome string
 
@@ -206,6 +215,15 @@ type Store interface {
 	// reached the key since, the replay is skipped as stale.
 	// An unknown id returns an error wrapping ErrNotFound.
 	Requeue(ctx context.Context, id int64) (DeadLetter, error)
+	// AcquireLease takes lease name for holder until ttl from now, or renews
+	// it when holder already has it. It succeeds when nobody holds the lease,
+	// its holder's time is up, or holder holds it, and returns the lease as it
+	// stands after the call: on failure, the other holder's. Expiry is judged
+	// by the database's clock (PostgreSQL), so replicas' clocks need not agree.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error)
+	// ReleaseLease gives lease name up if holder holds it, so that another
+	// holder may take it at once; otherwise it does nothing.
+	ReleaseLease(ctx context.Context, name, holder string) error
 	// GetCursor returns the value saved under name (a source's read
 	// position, e.g. "ledger.member"), and false if there is none.
 	GetCursor(ctx context.Context, name string) (string, bool, error)

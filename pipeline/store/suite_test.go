@@ -34,6 +34,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeadLettersPaging", testDeadLettersPaging},
 		{"Counts", testCounts},
 		{"Cursors", testCursors},
+		{"Leases", testLeases},
 		{"Requeue", testRequeue},
 		{"Prune", testPrune},
 		{"Validation", testValidation},
@@ -1019,4 +1020,58 @@ func benchBeginFinish(b *testing.B, s store.Store) {
 		}
 	}
 	b.ReportMetric(float64(i*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+func testLeases(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const ttl = 400 * time.Millisecond
+	acquire := func(name, holder string) (store.Lease, bool) {
+		t.Helper()
+		l, ok, err := s.AcquireLease(ctx, name, holder, ttl)
+		require.NoError(t, err)
+		require.Equal(t, name, l.Name)
+		return l, ok
+	}
+
+	a, ok := acquire("sync:members", "replica-a")
+	require.True(t, ok, "a free lease is taken")
+	assert.Equal(t, "replica-a", a.Holder)
+	assert.WithinDuration(t, a.AcquiredAt.Add(ttl), a.ExpiresAt, 50*time.Millisecond)
+
+	b, ok := acquire("sync:members", "replica-b")
+	require.False(t, ok, "a held lease is not taken")
+	assert.Equal(t, "replica-a", b.Holder, "the holder is reported")
+	_, ok = acquire("sync:vouchers", "replica-b")
+	require.True(t, ok, "leases are independent")
+
+	time.Sleep(ttl / 2)
+	renewed, ok := acquire("sync:members", "replica-a")
+	require.True(t, ok, "the holder renews")
+	assert.Equal(t, a.AcquiredAt, renewed.AcquiredAt, "a renewal keeps the acquisition time")
+	assert.True(t, renewed.ExpiresAt.After(a.ExpiresAt), "and extends the expiry")
+
+	// replica-a stops renewing: once its time is up, replica-b takes over,
+	// and replica-a cannot renew any more.
+	time.Sleep(ttl + 100*time.Millisecond)
+	b, ok = acquire("sync:members", "replica-b")
+	require.True(t, ok, "an expired lease is taken")
+	assert.True(t, b.AcquiredAt.After(a.AcquiredAt))
+	l, ok := acquire("sync:members", "replica-a")
+	require.False(t, ok)
+	assert.Equal(t, "replica-b", l.Holder)
+
+	// Release: only the holder's release counts, and frees it at once.
+	require.NoError(t, s.ReleaseLease(ctx, "sync:members", "replica-a"))
+	_, ok = acquire("sync:members", "replica-a")
+	require.False(t, ok, "a non-holder's release does nothing")
+	require.NoError(t, s.ReleaseLease(ctx, "sync:members", "replica-b"))
+	_, ok = acquire("sync:members", "replica-a")
+	require.True(t, ok, "a released lease is taken at once")
+
+	_, _, err := s.AcquireLease(ctx, "", "x", ttl)
+	require.ErrorContains(t, err, "empty lease name")
+	_, _, err = s.AcquireLease(ctx, "n", "", ttl)
+	require.ErrorContains(t, err, "empty holder")
+	_, _, err = s.AcquireLease(ctx, "n", "x", 0)
+	require.ErrorContains(t, err, "must be positive")
 }
