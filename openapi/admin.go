@@ -45,6 +45,9 @@ type SyncStatus struct {
 	Skipped   int64  `json:"skipped"`
 	Dead      int64  `json:"dead"`
 	Backlog   *int   `json:"backlog,omitempty"`
+	// RunningOn is the replica holding the sync's lease, if any.
+	RunningOn      string     `json:"running_on,omitempty"`
+	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
 }
 
 // DeadLetterJSON is a dead letter on the wire: the event as JSON when it

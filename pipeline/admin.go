@@ -19,6 +19,9 @@ type SyncStatus struct {
 	Counts                      store.Counts
 	// Backlog is the bus backlog of the sync's consumer; -1 when unknown.
 	Backlog int
+	// Lease is the sync's lease: which replica runs it (Found false: none).
+	Lease      store.Lease
+	LeaseFound bool
 }
 
 // Status reports every sync: its outcome counts from the state store (exact
@@ -39,7 +42,12 @@ func (h *Hub) Status(ctx context.Context, st store.Store) ([]SyncStatus, error) 
 				backlog = n
 			}
 		}
-		out = append(out, SyncStatus{Name: s.cfg.Name, Topic: s.cfg.Topic, System: s.cfg.System, Object: s.cfg.Object, Counts: c, Backlog: backlog})
+		lease, found, err := st.LeaseOf(ctx, LeaseName(ConsumerName(s.cfg.Name)))
+		if err != nil {
+			return nil, fmt.Errorf("sync %s: %w", s.cfg.Name, err)
+		}
+		out = append(out, SyncStatus{Name: s.cfg.Name, Topic: s.cfg.Topic, System: s.cfg.System, Object: s.cfg.Object, Counts: c, Backlog: backlog,
+			Lease: lease, LeaseFound: found})
 	}
 	return out, nil
 }

@@ -47,14 +47,17 @@ func Leased(f SubscriberFactory, cfg LeaseConfig, logger *slog.Logger) Subscribe
 	}
 	return func(consumer string, inflight int) (message.Subscriber, error) {
 		return &leasedSubscriber{
-			lease:   "consumer:" + consumer,
+			lease:   LeaseName(consumer),
 			cfg:     cfg,
 			newSub:  func() (message.Subscriber, error) { return f(consumer, inflight) },
-			log:     logger.With("lease", "consumer:"+consumer, "holder", cfg.Holder),
+			log:     logger.With("lease", LeaseName(consumer), "holder", cfg.Holder),
 			closing: make(chan struct{}),
 		}, nil
 	}
 }
+
+// LeaseName is the lease of a durable consumer (see ConsumerName).
+func LeaseName(consumer string) string { return "consumer:" + consumer }
 
 // leasedSubscriber subscribes through a new inner subscriber each time it
 // gets the lease, and closes it when the lease is lost.

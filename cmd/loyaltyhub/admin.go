@@ -55,6 +55,7 @@ func syncsCmd() *cobra.Command {
 					Name, Topic, Connector, Object string
 					Applied, Skipped, Dead         int64
 					Backlog                        *int
+					RunningOn                      string `json:"running_on"`
 				} `json:"syncs"`
 			}
 			resp, err := f.client().R().SetContext(cmd.Context()).SetResult(&out).Get("/v1/syncs")
@@ -65,13 +66,17 @@ func syncsCmd() *cobra.Command {
 				return problemOf(resp)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SYNC\tFROM\tTO\tAPPLIED\tSKIPPED\tDEAD\tBACKLOG")
+			fmt.Fprintln(w, "SYNC\tFROM\tTO\tAPPLIED\tSKIPPED\tDEAD\tBACKLOG\tRUNNING ON")
 			for _, s := range out.Syncs {
 				backlog := "?"
 				if s.Backlog != nil {
 					backlog = strconv.Itoa(*s.Backlog)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s.%s\t%d\t%d\t%d\t%s\n", s.Name, s.Topic, s.Connector, s.Object, s.Applied, s.Skipped, s.Dead, backlog)
+				runningOn := s.RunningOn
+				if runningOn == "" {
+					runningOn = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s.%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Topic, s.Connector, s.Object, s.Applied, s.Skipped, s.Dead, backlog, runningOn)
 			}
 			return w.Flush()
 		},

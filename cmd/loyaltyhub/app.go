@@ -348,6 +348,9 @@ func (x adminAPI) Syncs(ctx context.Context) ([]openapi.SyncStatus, error) {
 		if s.Backlog >= 0 {
 			out[i].Backlog = &s.Backlog
 		}
+		if s.LeaseFound {
+			out[i].RunningOn, out[i].LeaseExpiresAt = s.Lease.Holder, &s.Lease.ExpiresAt
+		}
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/loyaltyhub/loyaltyhub/config"
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
@@ -484,6 +486,10 @@ func TestEndToEndTwoReplicas(t *testing.T) {
 	}
 	waitConverged(t, o, plan, 3*time.Minute)
 	h2.waitDrained(plan, time.Minute)
+	out, err := runCLI(t, "syncs", "--hub", "http://"+h1.addr)
+	require.NoError(t, err, out)
+	assert.Regexp(t, syncLPM+` .* `+regexp.QuoteMeta(replicaID(&config.Config{DataDir: filepath.Join(h2.dir, "data")}))+`\n`, out,
+		"any replica's admin API shows that replica 2 runs the sync")
 	h1.stop(syscall.SIGTERM)
 	h2.stop(syscall.SIGTERM)
 	o.neverOlder(t)

@@ -550,6 +550,21 @@ func (p *Postgres) AcquireLease(ctx context.Context, name, holder string, ttl ti
 	return l, ok, nil
 }
 
+// LeaseOf implements Store.
+func (p *Postgres) LeaseOf(ctx context.Context, name string) (Lease, bool, error) {
+	l := Lease{Name: name}
+	err := p.pool.QueryRow(ctx, `SELECT holder, acquired_at, expires_at FROM leases WHERE name = $1`, name).
+		Scan(&l.Holder, &l.AcquiredAt, &l.ExpiresAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Lease{}, false, nil
+	case err != nil:
+		return Lease{}, false, fmt.Errorf("store.postgres.LeaseOf: %q: %w", name, err)
+	}
+	l.AcquiredAt, l.ExpiresAt = l.AcquiredAt.UTC(), l.ExpiresAt.UTC()
+	return l, true, nil
+}
+
 // ReleaseLease implements Store.
 func (p *Postgres) ReleaseLease(ctx context.Context, name, holder string) error {
 	const op = "store.postgres.ReleaseLease"

@@ -535,6 +535,22 @@ func (s *SQLite) AcquireLease(ctx context.Context, name, holder string, ttl time
 	return l, ok, nil
 }
 
+// LeaseOf implements Store.
+func (s *SQLite) LeaseOf(ctx context.Context, name string) (Lease, bool, error) {
+	l := Lease{Name: name}
+	var acquired, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT holder, acquired_at, expires_at FROM leases WHERE name = ?`, name).
+		Scan(&l.Holder, &acquired, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Lease{}, false, nil
+	case err != nil:
+		return Lease{}, false, fmt.Errorf("store.sqlite.LeaseOf: %q: %w", name, err)
+	}
+	l.AcquiredAt, l.ExpiresAt = time.UnixMicro(acquired).UTC(), time.UnixMicro(expires).UTC()
+	return l, true, nil
+}
+
 // ReleaseLease implements Store.
 func (s *SQLite) ReleaseLease(ctx context.Context, name, holder string) error {
 	const op = "store.sqlite.ReleaseLease"

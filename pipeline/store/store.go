@@ -221,6 +221,9 @@ type Store interface {
 	// stands after the call: on failure, the other holder's. Expiry is judged
 	// by the database's clock (PostgreSQL), so replicas' clocks need not agree.
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, bool, error)
+	// LeaseOf returns lease name as it stands, expired or not; false when
+	// nobody has taken it (or it was released).
+	LeaseOf(ctx context.Context, name string) (Lease, bool, error)
 	// ReleaseLease gives lease name up if holder holds it, so that another
 	// holder may take it at once; otherwise it does nothing.
 	ReleaseLease(ctx context.Context, name, holder string) error

@@ -1038,6 +1038,14 @@ func testLeases(t *testing.T, s store.Store) {
 	assert.Equal(t, "replica-a", a.Holder)
 	assert.WithinDuration(t, a.AcquiredAt.Add(ttl), a.ExpiresAt, 50*time.Millisecond)
 
+	got, ok, err := s.LeaseOf(ctx, "sync:members")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, a, got, "LeaseOf shows the lease")
+	_, ok, err = s.LeaseOf(ctx, "sync:nobody")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
 	b, ok := acquire("sync:members", "replica-b")
 	require.False(t, ok, "a held lease is not taken")
 	assert.Equal(t, "replica-a", b.Holder, "the holder is reported")
@@ -1068,7 +1076,15 @@ func testLeases(t *testing.T, s store.Store) {
 	_, ok = acquire("sync:members", "replica-a")
 	require.True(t, ok, "a released lease is taken at once")
 
-	_, _, err := s.AcquireLease(ctx, "", "x", ttl)
+	_, ok, err = s.LeaseOf(ctx, "sync:vouchers")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, s.ReleaseLease(ctx, "sync:vouchers", "replica-b"))
+	_, ok, err = s.LeaseOf(ctx, "sync:vouchers")
+	require.NoError(t, err)
+	assert.False(t, ok, "a released lease is gone")
+
+	_, _, err = s.AcquireLease(ctx, "", "x", ttl)
 	require.ErrorContains(t, err, "empty lease name")
 	_, _, err = s.AcquireLease(ctx, "n", "", ttl)
 	require.ErrorContains(t, err, "empty holder")
