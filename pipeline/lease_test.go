@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/loyaltyhub/loyaltyhub/connectors"
 	"github.com/loyaltyhub/loyaltyhub/pipeline"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/bus"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
@@ -115,4 +116,42 @@ func TestLeasedSyncRunsOnOneReplicaAtATime(t *testing.T) {
 	a2 := startReplica(t, b, st, "replica-a")
 	publishN(t, b, "a3", 20)
 	receive(t, a2, 20, bb)
+}
+
+// countingReader is a connector with nothing new to read; it counts reads.
+type countingReader struct{ reads atomic.Int64 }
+
+func (r *countingReader) Read(_ context.Context, req connectors.ReadRequest) (connectors.ReadResponse, error) {
+	r.reads.Add(1)
+	return connectors.ReadResponse{Cursor: req.Cursor}, nil
+}
+
+func TestLeasedPollerReadsOnOneReplica(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"), nil)
+	require.NoError(t, err)
+	defer st.Close()
+	b, err := bus.Open(context.Background(), bus.Config{StoreDir: filepath.Join(dir, "nats")}, nil)
+	require.NoError(t, err)
+	defer b.Close()
+
+	start := func(holder string, r *countingReader) context.CancelFunc {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := pipeline.NewPoller(pipeline.PollConfig{Connector: "vendor", Object: "Voucher", Interval: 20 * time.Millisecond,
+			Lease: &pipeline.LeaseConfig{Leaser: st, Holder: holder, TTL: 600 * time.Millisecond}}, r, st, b.Publisher(), nil)
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	var ra, rb countingReader
+	stopA := start("replica-a", &ra)
+	require.Eventually(t, func() bool { return ra.reads.Load() > 0 }, 5*time.Second, 10*time.Millisecond)
+	stopB := start("replica-b", &rb)
+	defer stopB()
+	time.Sleep(time.Second)
+	require.Greater(t, ra.reads.Load(), int64(10), "replica-a polls")
+	require.Zero(t, rb.reads.Load(), "replica-b stands by")
+
+	stopA() // gives the lease up
+	require.Eventually(t, func() bool { return rb.reads.Load() > 0 }, 2*time.Second, 10*time.Millisecond, "replica-b takes over")
 }

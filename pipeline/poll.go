@@ -28,6 +28,12 @@ type PollConfig struct {
 	Interval time.Duration
 	// PageSize is the most changes per read. Default 100.
 	PageSize int
+	// Lease, when set, makes the poller read only while this replica holds
+	// its lease (LeaseName of CursorName), taken or renewed before each read,
+	// so that replicas do not all read the same changes. Reads are
+	// idempotent (same change ids, the version guard), so a read slower than
+	// the lease's TTL overlapping another replica's does no harm.
+	Lease *LeaseConfig
 }
 
 // Poller reads pages of changes from a connector and publishes them on the
@@ -62,13 +68,41 @@ func (p *Poller) CursorName() string { return "read/" + p.cfg.Connector + "/" + 
 
 // Run polls until ctx is done.
 func (p *Poller) Run(ctx context.Context) {
+	if l := p.cfg.Lease; l != nil {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = l.Leaser.ReleaseLease(rctx, LeaseName(p.CursorName()), l.Holder)
+		}()
+	}
 	wait := time.Duration(0)
 	failures := 0
+	standingBy := ""
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		}
+		if l := p.cfg.Lease; l != nil {
+			lease, ok, err := l.Leaser.AcquireLease(ctx, LeaseName(p.CursorName()), l.Holder, l.TTL)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				p.logger.Warn("taking the poller's lease failed; retrying", "err", err)
+			case !ok && lease.Holder != standingBy:
+				standingBy = lease.Holder
+				p.logger.Info("standing by: another replica polls", "running_on", lease.Holder, "until", lease.ExpiresAt)
+			}
+			if !ok {
+				wait = l.TTL / 3
+				continue
+			}
+			if standingBy != "" {
+				p.logger.Info("lease acquired: this replica polls")
+				standingBy = ""
+			}
 		}
 		more, err := p.poll(ctx)
 		switch {

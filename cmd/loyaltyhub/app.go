@@ -176,9 +176,10 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 	}
 
 	// Each sync runs on the replica holding its lease (see pipeline.Leased).
+	lease := pipeline.LeaseConfig{Leaser: a.store, Holder: replicaID(cfg), TTL: cfg.Replica.LeaseTTL}
 	leased := pipeline.Leased(func(consumer string, inflight int) (message.Subscriber, error) {
 		return a.bus.Subscriber(consumer, inflight)
-	}, pipeline.LeaseConfig{Leaser: a.store, Holder: replicaID(cfg), TTL: cfg.Replica.LeaseTTL}, logger.With("component", "lease"))
+	}, lease, logger.With("component", "lease"))
 	a.hub, err = pipeline.NewHub(pipeline.HubConfig{ProgressInterval: cfg.Progress.Interval},
 		leased, a.bus.Pending, logger.With("component", "pipeline"))
 	if err != nil {
@@ -209,7 +210,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		}
 		for _, obj := range c.Read.Objects {
 			a.hub.AddPoller(pipeline.NewPoller(pipeline.PollConfig{Connector: c.Name, Object: obj,
-				Interval: c.Read.Interval, PageSize: c.Read.PageSize}, readers[c.Name], a.store, a.bus.Publisher(),
+				Interval: c.Read.Interval, PageSize: c.Read.PageSize, Lease: &lease}, readers[c.Name], a.store, a.bus.Publisher(),
 				logger.With("component", "poller")))
 		}
 	}
