@@ -216,17 +216,24 @@ func TestNativeMatchesVM(t *testing.T) {
 	}
 }
 
-// TestNativeCoversMemberMapping keeps the benchmark's expressions on the
-// native evaluator.
-func TestNativeCoversMemberMapping(t *testing.T) {
-	spec, err := ParseFile("testdata/member-to-lpm.yaml")
+// compileFile parses and compiles a mapping file, failing tb on errors.
+func compileFile(tb testing.TB, path string) *Mapping {
+	tb.Helper()
+	spec, err := ParseFile(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	m, err := Compile(spec)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return m
+}
+
+// TestNativeCoversMemberMapping keeps the benchmark's expressions on the
+// native evaluator.
+func TestNativeCoversMemberMapping(t *testing.T) {
+	m := compileFile(t, "testdata/member-to-lpm.yaml")
 	if m.whenX == nil {
 		t.Error("`when` runs on the VM")
 	}
@@ -408,14 +415,7 @@ func mustCompileInternal(t testing.TB, src string) *Mapping {
 // TestConcurrentMemberMapping applies the member mapping from many
 // goroutines (run it with -race): pooled state never leaks between calls.
 func TestConcurrentMemberMapping(t *testing.T) {
-	spec, err := ParseFile("testdata/member-to-lpm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := compileFile(t, "testdata/member-to-lpm.yaml")
 	ctx := context.Background()
 	type rec struct {
 		in   Input

@@ -62,14 +62,7 @@ func FuzzExtract(f *testing.F) {
 
 // BenchmarkExtract reads the member mapping's paths from the member record.
 func BenchmarkExtract(b *testing.B) {
-	spec, err := ParseFile("testdata/member-to-lpm.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := Compile(spec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := compileFile(b, "testdata/member-to-lpm.yaml")
 	data, err := os.ReadFile("testdata/member.json")
 	if err != nil {
 		b.Fatal(err)

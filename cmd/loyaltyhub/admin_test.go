@@ -27,18 +27,7 @@ import (
 // deleteRecord deletes a record through the org's REST API, as an admin would.
 func deleteRecord(t *testing.T, o *org, object, id string) {
 	t.Helper()
-	resp, err := http.PostForm(o.URL()+"/services/oauth2/token", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {sfemu.DefaultClientID}, "client_secret": {sfemu.DefaultClientSecret}})
-	require.NoError(t, err)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
-	resp.Body.Close()
-	req, _ := http.NewRequest(http.MethodDelete, o.URL()+"/services/data/v63.0/sobjects/"+object+"/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err = http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := orgRequest(t, o, http.MethodDelete, "/sobjects/"+object+"/"+id, nil)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }

@@ -639,7 +639,7 @@ and the hub need not run; --key then picks the record (default: the event's subj
 				}
 			} else {
 				fetch = func(cfg *config.Config, s *config.Sync) ([]byte, string, error) {
-					return latestEvent(cmd, hubFlagsFor(cmd, hub, cfg), s.Name, key)
+					return latestEvent(cmd, hubFlagsFor(hub, cfg), s.Name, key)
 				}
 			}
 			p, err := previewRecord(cmd.Context(), path, syncName, fetch, key, xrefs)
@@ -676,7 +676,7 @@ and the hub need not run; --key then picks the record (default: the event's subj
 type fetchEvent func(cfg *config.Config, s *config.Sync) (raw []byte, what string, err error)
 
 // hubFlagsFor fills the admin flags the user left out from the config.
-func hubFlagsFor(cmd *cobra.Command, f adminFlags, cfg *config.Config) adminFlags {
+func hubFlagsFor(f adminFlags, cfg *config.Config) adminFlags {
 	if f.hub == "" {
 		host, port, err := net.SplitHostPort(cfg.HTTP.Listen)
 		if err != nil {
