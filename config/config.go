@@ -263,6 +263,12 @@ type Sync struct {
 	// Mode is the write operation: upsert, insert, update or delete.
 	// Default "upsert".
 	Mode connectors.Operation `yaml:"mode" default:"upsert" enum:"upsert,insert,update,delete" desc:"Write operation."`
+	// Removals is how a removal (a deleted entity, a member leaving a
+	// segment) is written: "delete" deletes the target record; "write" maps
+	// the removal and writes it with Mode like any change, for targets that
+	// keep a flag instead of deleting (Marketing Cloud data extensions).
+	// Default "delete".
+	Removals string `yaml:"removals" default:"delete" enum:"delete,write" desc:"How a deleted entity or a member leaving a segment is written: delete the target record, or write it through the mapping like any change (for targets that keep a flag, such as Marketing Cloud data extensions)."`
 	// ExternalID is the target field holding the source key. Required for
 	// upsert; used by delete when the target id is unknown. Default "".
 	ExternalID string `yaml:"external_id" example:"Ledger_Member_Id__c" desc:"Target field holding the source key; required for upsert."`

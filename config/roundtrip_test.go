@@ -66,7 +66,7 @@ func TestFullConfig(t *testing.T) {
 	m := cfg.Syncs["members-to-crm"]
 	wantM := config.Sync{
 		Name: "members-to-crm", From: "ledger.member", Source: "ledger", Entity: "member",
-		To: "crm", Object: "LoyaltyProgramMember", Mode: connectors.Upsert, ExternalID: "Ledger_Member_Id__c",
+		To: "crm", Object: "LoyaltyProgramMember", Mode: connectors.Upsert, Removals: "delete", ExternalID: "Ledger_Member_Id__c",
 		Mapping: config.MappingRef{
 			File:       filepath.Join(td, "mappings", "member-to-lpm.yaml"),
 			SourceFile: filepath.Join(td, "full.yaml"),

@@ -44,8 +44,15 @@ type SyncConfig struct {
 	System string
 	// Object is the target object.
 	Object string
-	// Mode is the write operation for upserted events; deleted events always delete.
+	// Mode is the write operation for upserted events.
 	Mode connectors.Operation
+	// Removals is how a removal (a deleted entity, a member leaving a
+	// segment) is written: RemovalsDelete (the default) deletes the target
+	// record; RemovalsWrite maps it and writes it with Mode like any change,
+	// for targets that keep a flag rather than delete (Marketing Cloud data
+	// extensions). The mapping sees a deleted entity's event as it came (its
+	// type ends in .deleted) and a segment leaver with change "removed".
+	Removals string
 	// ExternalIDField is the target field holding the entity id (upsert, delete).
 	ExternalIDField string
 	// BatchSize is the most records per write call. Default 200.
@@ -66,9 +73,18 @@ type SyncConfig struct {
 	RateLimit float64
 }
 
+// The ways a sync writes removals (SyncConfig.Removals).
+const (
+	RemovalsDelete = "delete"
+	RemovalsWrite  = "write"
+)
+
 func (c *SyncConfig) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 200
+	}
+	if c.Removals == "" {
+		c.Removals = RemovalsDelete
 	}
 	if c.BatchWindow <= 0 {
 		c.BatchWindow = 100 * time.Millisecond
@@ -107,6 +123,9 @@ func (c *SyncConfig) Validate() error {
 	}
 	if c.Mode == connectors.Upsert && c.ExternalIDField == "" {
 		errs = append(errs, fmt.Errorf("sync %q: external id field is required when mode is upsert", c.Name))
+	}
+	if c.Removals != RemovalsDelete && c.Removals != RemovalsWrite {
+		errs = append(errs, fmt.Errorf("sync %q: removals %q is not one of delete, write", c.Name, c.Removals))
 	}
 	return errors.Join(errs...)
 }
@@ -471,7 +490,7 @@ func (s *Sync) records(ctx context.Context, p *pending) (ups, dels []owned, err 
 	if p.ev.Entity() == event.EntitySegment {
 		return s.membershipRecords(ctx, p)
 	}
-	if p.ev.Deleted() {
+	if p.ev.Deleted() && s.cfg.Removals == RemovalsDelete {
 		targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
 		if err != nil {
 			return nil, nil, retryable{fmt.Errorf("cross-reference lookup: %w", err)}
@@ -515,7 +534,7 @@ func (s *Sync) membershipRecords(ctx context.Context, p *pending) (ups, dels []o
 		for _, m := range data.Get(change).Array() {
 			member := m.String()
 			key := segment + ":" + member
-			if change == "removed" {
+			if change == "removed" && s.cfg.Removals == RemovalsDelete {
 				dels = append(dels, owned{p, connectors.Record{Key: key}})
 				continue
 			}

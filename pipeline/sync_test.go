@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
 	"github.com/loyaltyhub/loyaltyhub/pipeline"
@@ -320,6 +323,8 @@ func TestSyncConfigValidate(t *testing.T) {
 	assert.True(t, strings.Contains(err.Error(), `mode "merge"`), err.Error())
 	_, err = pipeline.NewSync(pipeline.SyncConfig{Name: "x", Topic: "ledger.member", Object: "A", Mode: connectors.Upsert}, mapper, newTarget(), nil, nil, nil)
 	require.ErrorContains(t, err, "external id field is required")
+	_, err = pipeline.NewSync(pipeline.SyncConfig{Name: "x", Topic: "ledger.member", Object: "A", Mode: connectors.Insert, Removals: "flag"}, mapper, newTarget(), nil, nil, nil)
+	require.ErrorContains(t, err, `removals "flag" is not one of delete, write`)
 }
 
 func segmentEvent(id, segment string, version int64, added, removed []string) *event.Event {
@@ -328,9 +333,10 @@ func segmentEvent(id, segment string, version int64, added, removed []string) *e
 		Data: data, Origin: "ledger", Version: version}
 }
 
-func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
-	tgt := newTarget()
-	tgt.retryFirst["VIP:M-2"] = 2 // a passing failure of one membership retries the event
+// runSegments runs a segment sync over two membership changes of VIP: M-1,
+// M-2, M-3 join, then M-4 joins and M-3 leaves.
+func runSegments(t *testing.T, cfg pipeline.SyncConfig, m pipeline.Mapper, tgt *target) {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	b, err := bus.Open(ctx, bus.Config{StoreDir: filepath.Join(dir, "nats")}, nil)
@@ -342,9 +348,10 @@ func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
 			return b.Subscriber(consumer, inflight)
 		}, b.Pending, nil)
 	require.NoError(t, err)
-	s, err := pipeline.NewSync(pipeline.SyncConfig{Name: "segments", Topic: "ledger.segment", System: "geo", Object: "memberships",
-		Mode: connectors.Upsert, ExternalIDField: "key", BatchWindow: 10 * time.Millisecond,
-		InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}, mapper, tgt, st, nil, nil)
+	cfg.Name, cfg.Topic, cfg.System, cfg.Object = "segments", "ledger.segment", "geo", "memberships"
+	cfg.Mode, cfg.ExternalIDField, cfg.BatchWindow = connectors.Upsert, "key", 10*time.Millisecond
+	cfg.InitialInterval, cfg.MaxInterval = 10*time.Millisecond, 20*time.Millisecond
+	s, err := pipeline.NewSync(cfg, m, tgt, st, nil, nil)
 	require.NoError(t, err)
 	require.NoError(t, hub.AddSync(s))
 	runCtx, cancel := context.WithCancel(ctx)
@@ -353,27 +360,60 @@ func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done; _ = b.Close(); _ = st.Close() })
 	<-hub.Running()
 
-	msgs := []*message.Message{}
-	for _, ev := range []*event.Event{
+	for i, ev := range []*event.Event{
 		segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil),
 		segmentEvent("s2", "VIP", 2, []string{"M-4"}, []string{"M-3"}),
 	} {
-		m, err := ev.ToMessage()
+		msg, err := ev.ToMessage()
 		require.NoError(t, err)
-		msgs = append(msgs, m)
+		require.NoError(t, b.Publisher().Publish("ledger.segment", msg))
+		require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == int64(i+1) }, 10*time.Second, 10*time.Millisecond)
 	}
-	require.NoError(t, b.Publisher().Publish("ledger.segment", msgs[0]))
-	require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == 1 }, 10*time.Second, 10*time.Millisecond)
-	require.NoError(t, b.Publisher().Publish("ledger.segment", msgs[1]))
-	require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == 2 }, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
+	tgt := newTarget()
+	tgt.retryFirst["VIP:M-2"] = 2 // a passing failure of one membership retries the event
+	runSegments(t, pipeline.SyncConfig{}, mapper, tgt)
 
 	tgt.mu.Lock()
 	defer tgt.mu.Unlock()
-	keys := []string{}
-	for k := range tgt.records {
-		keys = append(keys, k)
-	}
-	assert.ElementsMatch(t, []string{"VIP:M-1", "VIP:M-2", "VIP:M-4"}, keys, "members added, M-3 removed")
+	assert.ElementsMatch(t, []string{"VIP:M-1", "VIP:M-2", "VIP:M-4"}, slices.Collect(maps.Keys(tgt.records)), "members added, M-3 removed")
 	assert.True(t, tgt.deleted["VIP:M-3"])
 	assert.Zero(t, tgt.retryFirst["VIP:M-2"], "the lock errors were retried")
+}
+
+// TestSyncWritesRemovalsWhenAsked: with removals: write, a member leaving a
+// segment is mapped (change "removed") and upserted, never deleted.
+func TestSyncWritesRemovalsWhenAsked(t *testing.T) {
+	tgt := newTarget()
+	byChange := func(_ context.Context, ev *event.Event) (map[string]any, error) {
+		d := gjson.ParseBytes(ev.Data)
+		return map[string]any{"member": d.Get("member_id").String(), "joined": d.Get("change").String() == "added",
+			"version": d.Get("version").Int()}, nil
+	}
+	runSegments(t, pipeline.SyncConfig{Removals: pipeline.RemovalsWrite}, byChange, tgt)
+
+	tgt.mu.Lock()
+	defer tgt.mu.Unlock()
+	assert.Empty(t, tgt.deleted)
+	require.Contains(t, tgt.records, "VIP:M-3")
+	assert.Equal(t, false, tgt.records["VIP:M-3"]["joined"], "the leaver is written with change removed")
+	assert.Equal(t, true, tgt.records["VIP:M-4"]["joined"])
+	assert.Equal(t, true, tgt.records["VIP:M-1"]["joined"])
+}
+
+// TestSyncWritesDeletedEntityWhenAsked: with removals: write, a deleted
+// member goes through the mapping and is upserted.
+func TestSyncWritesDeletedEntityWhenAsked(t *testing.T) {
+	h := newHarness(t, pipeline.SyncConfig{Removals: pipeline.RemovalsWrite}, newTarget())
+	h.publish(memberEvent("e1", "M-1", 1, "ada"))
+	h.waitCounts("members", 1)
+	h.publish(memberEvent("e2", "M-1", 2, "-deleted-"))
+	h.waitCounts("members", 2)
+	h.target.mu.Lock()
+	defer h.target.mu.Unlock()
+	assert.Empty(t, h.target.deleted)
+	assert.Equal(t, "-deleted-", h.target.records["M-1"]["name"])
+	assert.Equal(t, []int64{1, 2}, h.target.history["M-1"])
 }

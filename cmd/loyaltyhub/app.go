@@ -191,7 +191,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 			size = mb
 		}
 		sync, err := pipeline.NewSync(pipeline.SyncConfig{
-			Name: s.Name, Topic: s.From, System: s.To, Object: s.Object, Mode: s.Mode, ExternalIDField: s.ExternalID,
+			Name: s.Name, Topic: s.From, System: s.To, Object: s.Object, Mode: s.Mode, Removals: s.Removals, ExternalIDField: s.ExternalID,
 			BatchSize: size, BatchWindow: s.Batch.Window, Inflight: s.Inflight,
 			MaxAttempts: s.Retry.MaxAttempts, InitialInterval: s.Retry.InitialInterval,
 			MaxInterval: s.Retry.MaxInterval, Multiplier: s.Retry.Multiplier, RateLimit: s.RateLimit,
