@@ -339,17 +339,24 @@ func (s *Sync) process(batch []*pending) {
 	retry := func(p *pending, reason string) { answers[p] = &errRetry{reason: reason} }
 
 	// 1. Within the batch, only the newest version of a key goes on; older
-	// ones are stale, same-version copies are duplicates.
+	// ones are stale, same-version copies are duplicates. A segment change
+	// is a delta, guarded per membership (step 2): each goes on.
+	batchKey := func(p *pending) string {
+		if p.ev.Entity() == event.EntitySegment {
+			return "\x00event:" + p.ev.ID
+		}
+		return p.ev.Subject
+	}
 	newest := map[string]*pending{}
 	for _, p := range batch {
-		if cur, ok := newest[p.ev.Subject]; !ok || p.ev.Version > cur.ev.Version {
-			newest[p.ev.Subject] = p
+		if cur, ok := newest[batchKey(p)]; !ok || p.ev.Version > cur.ev.Version {
+			newest[batchKey(p)] = p
 		}
 	}
 	var candidates []*pending
 	copies := map[*pending]*pending{} // a second delivery of an event → the delivery that goes on
 	for _, p := range batch {
-		n := newest[p.ev.Subject]
+		n := newest[batchKey(p)]
 		switch {
 		case n == p:
 			candidates = append(candidates, p)
@@ -363,12 +370,22 @@ func (s *Sync) process(batch []*pending) {
 		}
 	}
 
-	// 2. The version guard.
-	items := make([]store.Item, len(candidates))
-	for i, p := range candidates {
-		items[i] = itemOf(p.ev)
+	// 2. The version guard: per entity key, or per membership
+	// (SEGMENT:MEMBER) for a segment change, so that a change delivered
+	// late still applies to the members no newer change has touched.
+	items := make([]store.Item, 0, len(candidates))
+	members := make(map[*pending]*memberships)
+	for _, p := range candidates {
+		if p.ev.Entity() != event.EntitySegment {
+			items = append(items, itemOf(p.ev))
+			continue
+		}
+		members[p] = parseMemberships(p.ev)
+		for _, m := range members[p].changes {
+			items = append(items, store.Item{EventID: p.ev.ID, Key: m.key, Version: p.ev.Version})
+		}
 	}
-	decisions, err := s.store.Begin(ctx, s.cfg.Name, items)
+	decisions, err := s.guard(ctx, items)
 	if err != nil {
 		s.logger.Error("version guard failed; the batch will be retried", "err", err)
 		for _, p := range batch {
@@ -383,8 +400,15 @@ func (s *Sync) process(batch []*pending) {
 	var upserts, deletes []owned
 	var written []*pending
 	tallies := map[*pending]*tally{}
-	for i, p := range candidates {
-		switch decisions[i] {
+	for _, p := range candidates {
+		decision := store.Apply
+		if ms := members[p]; ms != nil {
+			decision = ms.decide(decisions[:len(ms.changes)])
+			decisions = decisions[len(ms.changes):]
+		} else {
+			decision, decisions = decisions[0], decisions[1:]
+		}
+		switch decision {
 		case store.SkipStale:
 			final(p, s.skipped(p, "stale"))
 			continue
@@ -392,7 +416,7 @@ func (s *Sync) process(batch []*pending) {
 			final(p, s.skipped(p, "duplicate"))
 			continue
 		}
-		ups, dels, err := s.records(ctx, p)
+		ups, dels, err := s.records(ctx, p, members[p])
 		switch {
 		case errors.Is(err, ErrFiltered):
 			final(p, s.skipped(p, "filtered"))
@@ -435,6 +459,15 @@ func (s *Sync) process(batch []*pending) {
 			}
 			res.Deleted = p.ev.Deleted()
 			final(p, res)
+			// The guard rows of the memberships written. (A dead-lettered
+			// change leaves them pending: its replay writes them again.)
+			if ms := members[p]; ms != nil {
+				for _, m := range ms.changes {
+					if m.apply {
+						finals = append(finals, store.Result{Item: store.Item{EventID: p.ev.ID, Key: m.key, Version: p.ev.Version}, Outcome: store.Applied})
+					}
+				}
+			}
 		}
 	}
 
@@ -485,10 +518,10 @@ func isRetry(err error) bool {
 }
 
 // records builds the records of one event: upserts (or inserts, updates)
-// and deletes.
-func (s *Sync) records(ctx context.Context, p *pending) (ups, dels []owned, err error) {
-	if p.ev.Entity() == event.EntitySegment {
-		return s.membershipRecords(ctx, p)
+// and deletes. ms are a segment change's memberships.
+func (s *Sync) records(ctx context.Context, p *pending, ms *memberships) (ups, dels []owned, err error) {
+	if ms != nil {
+		return s.membershipRecords(ctx, p, ms)
 	}
 	if p.ev.Deleted() && s.cfg.Removals == RemovalsDelete {
 		targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
@@ -520,40 +553,130 @@ func (s *Sync) records(ctx context.Context, p *pending) (ups, dels []owned, err 
 	return []owned{{p, rec}}, nil, nil
 }
 
-// membershipRecords expands a segment membership change into one record per
-// member: "SEGMENT:MEMBER" keys, added members written with the sync's mode,
-// removed ones deleted. The mapping sees each membership as
-// {"segment_id", "member_id", "version", "change": "added"|"removed"}.
-func (s *Sync) membershipRecords(ctx context.Context, p *pending) (ups, dels []owned, err error) {
-	data := gjson.ParseBytes(p.ev.Data)
-	segment := data.Get("segment_id").String()
-	if segment == "" {
-		segment = p.ev.Subject
+// memberships are the members a segment change adds and removes, and what
+// the version guard said of each.
+type memberships struct {
+	segment string
+	changes []membershipChange
+}
+
+type membershipChange struct {
+	member, change string // change: "added" or "removed"
+	key            string // SEGMENT:MEMBER
+	apply          bool   // the guard said Apply
+	duplicate      bool   // the guard said SkipDuplicate
+}
+
+// parseMemberships reads a segment change: {"segment_id", "added": [...],
+// "removed": [...]} (the segment defaults to the event's subject). A member
+// both added and removed counts once, as added.
+func parseMemberships(ev *event.Event) *memberships {
+	data := gjson.ParseBytes(ev.Data)
+	ms := &memberships{segment: data.Get("segment_id").String()}
+	if ms.segment == "" {
+		ms.segment = ev.Subject
 	}
+	seen := map[string]bool{}
 	for _, change := range []string{"added", "removed"} {
 		for _, m := range data.Get(change).Array() {
 			member := m.String()
-			key := segment + ":" + member
-			if change == "removed" && s.cfg.Removals == RemovalsDelete {
-				dels = append(dels, owned{p, connectors.Record{Key: key}})
+			if member == "" || seen[member] {
 				continue
 			}
-			one := *p.ev
-			one.Subject = key
-			one.Data, _ = json.Marshal(map[string]any{"segment_id": segment, "member_id": member,
-				"version": p.ev.Version, "change": change})
-			fields, err := s.mapper(ctx, &one)
-			if errors.Is(err, ErrFiltered) {
-				continue
-			}
-			if errors.Is(err, ErrRetryLater) {
-				return nil, nil, retryable{fmt.Errorf("member %s: %w", member, err)}
-			}
-			if err != nil {
-				return nil, nil, fmt.Errorf("member %s: %w", member, err)
-			}
-			ups = append(ups, owned{p, connectors.Record{Key: key, Fields: fields}})
+			seen[member] = true
+			ms.changes = append(ms.changes, membershipChange{member: member, change: change, key: ms.segment + ":" + member})
 		}
+	}
+	return ms
+}
+
+// decide takes the guard's decisions for ms.changes, in order: the event
+// applies if any membership does, else it is a duplicate if every
+// membership is, else stale. An event without members applies (and is
+// then skipped for having no records).
+func (ms *memberships) decide(ds []store.Decision) store.Decision {
+	applies, dups := false, 0
+	for i, d := range ds {
+		ms.changes[i].apply = d == store.Apply
+		ms.changes[i].duplicate = d == store.SkipDuplicate
+		applies = applies || d == store.Apply
+		if d == store.SkipDuplicate {
+			dups++
+		}
+	}
+	switch {
+	case applies || len(ds) == 0:
+		return store.Apply
+	case dups == len(ds):
+		return store.SkipDuplicate
+	}
+	return store.SkipStale
+}
+
+// guard runs the version guard over items. Several items of one key (the
+// memberships of segment changes in one batch) are settled here: only the
+// newest version goes to the store, older ones are stale and a second item
+// of the same version a duplicate.
+func (s *Sync) guard(ctx context.Context, items []store.Item) ([]store.Decision, error) {
+	out := make([]store.Decision, len(items))
+	newest := make(map[string]int, len(items))
+	for i, it := range items {
+		if j, ok := newest[it.Key]; !ok || it.Version > items[j].Version {
+			newest[it.Key] = i
+		}
+	}
+	var ask []store.Item
+	var at []int
+	for i, it := range items {
+		switch j := newest[it.Key]; {
+		case j == i:
+			ask = append(ask, it)
+			at = append(at, i)
+		case it.Version < items[j].Version:
+			out[i] = store.SkipStale
+		default:
+			out[i] = store.SkipDuplicate
+		}
+	}
+	ds, err := s.store.Begin(ctx, s.cfg.Name, ask)
+	if err != nil {
+		return nil, err
+	}
+	for k, d := range ds {
+		out[at[k]] = d
+	}
+	return out, nil
+}
+
+// membershipRecords builds one record per membership the guard let through:
+// "SEGMENT:MEMBER" keys, added members written with the sync's mode,
+// removed ones deleted (or written, with removals: write). The mapping sees
+// each membership as {"segment_id", "member_id", "version", "change":
+// "added"|"removed"}.
+func (s *Sync) membershipRecords(ctx context.Context, p *pending, ms *memberships) (ups, dels []owned, err error) {
+	for _, m := range ms.changes {
+		if !m.apply {
+			continue
+		}
+		if m.change == "removed" && s.cfg.Removals == RemovalsDelete {
+			dels = append(dels, owned{p, connectors.Record{Key: m.key}})
+			continue
+		}
+		one := *p.ev
+		one.Subject = m.key
+		one.Data, _ = json.Marshal(map[string]any{"segment_id": ms.segment, "member_id": m.member,
+			"version": p.ev.Version, "change": m.change})
+		fields, err := s.mapper(ctx, &one)
+		if errors.Is(err, ErrFiltered) {
+			continue
+		}
+		if errors.Is(err, ErrRetryLater) {
+			return nil, nil, retryable{fmt.Errorf("member %s: %w", m.member, err)}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("member %s: %w", m.member, err)
+		}
+		ups = append(ups, owned{p, connectors.Record{Key: m.key, Fields: fields}})
 	}
 	return ups, dels, nil
 }

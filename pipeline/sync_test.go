@@ -333,9 +333,10 @@ func segmentEvent(id, segment string, version int64, added, removed []string) *e
 		Data: data, Origin: "ledger", Version: version}
 }
 
-// runSegments runs a segment sync over two membership changes of VIP: M-1,
-// M-2, M-3 join, then M-4 joins and M-3 leaves.
-func runSegments(t *testing.T, cfg pipeline.SyncConfig, m pipeline.Mapper, tgt *target) {
+// runSegments runs a segment sync over segment changes, one at a time (by
+// default two changes of VIP: M-1, M-2, M-3 join, then M-4 joins and M-3
+// leaves), and returns the outcome counts.
+func runSegments(t *testing.T, cfg pipeline.SyncConfig, m pipeline.Mapper, tgt *target, evs ...*event.Event) store.Counts {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -360,15 +361,50 @@ func runSegments(t *testing.T, cfg pipeline.SyncConfig, m pipeline.Mapper, tgt *
 	t.Cleanup(func() { cancel(); <-done; _ = b.Close(); _ = st.Close() })
 	<-hub.Running()
 
-	for i, ev := range []*event.Event{
-		segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil),
-		segmentEvent("s2", "VIP", 2, []string{"M-4"}, []string{"M-3"}),
-	} {
+	if len(evs) == 0 {
+		evs = []*event.Event{
+			segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil),
+			segmentEvent("s2", "VIP", 2, []string{"M-4"}, []string{"M-3"}),
+		}
+	}
+	var c store.Counts
+	ids := map[string]bool{}
+	for _, ev := range evs {
 		msg, err := ev.ToMessage()
 		require.NoError(t, err)
 		require.NoError(t, b.Publisher().Publish("ledger.segment", msg))
-		require.Eventually(t, func() bool { c, _ := st.Counts(ctx, "segments"); return c.Applied == int64(i+1) }, 10*time.Second, 10*time.Millisecond)
+		ids[ev.ID] = true // an event delivered again has one outcome
+		require.Eventually(t, func() bool {
+			c, _ = st.Counts(ctx, "segments")
+			return c.Applied+c.Skipped+c.Dead == int64(len(ids))
+		}, 10*time.Second, 10*time.Millisecond)
 	}
+	// Let a last repeated delivery be handled too.
+	require.Eventually(t, func() bool {
+		n, err := b.Pending(ctx, pipeline.ConsumerName("segments"))
+		return err == nil && n == 0
+	}, 10*time.Second, 10*time.Millisecond)
+	return c
+}
+
+// TestSyncGuardsSegmentChangesPerMembership: a segment change is a delta.
+// Delivered late, it still applies to the members no newer change touched,
+// and is stale only for the others.
+func TestSyncGuardsSegmentChangesPerMembership(t *testing.T) {
+	tgt := newTarget()
+	c := runSegments(t, pipeline.SyncConfig{}, mapper, tgt,
+		segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil),
+		segmentEvent("s3", "VIP", 3, []string{"M-4"}, []string{"M-2"}),
+		segmentEvent("s2", "VIP", 2, []string{"M-2"}, []string{"M-1"}),   // late: M-1 leaves; M-2's v2 is older than v3
+		segmentEvent("s1", "VIP", 1, []string{"M-1", "M-2", "M-3"}, nil), // delivered again
+		segmentEvent("s2b", "VIP", 2, []string{"M-2"}, nil),              // older than v3 for its only member
+	)
+	assert.Equal(t, store.Counts{Applied: 3, Skipped: 1}, c, "s1 delivered twice has one outcome")
+	tgt.mu.Lock()
+	defer tgt.mu.Unlock()
+	assert.ElementsMatch(t, []string{"VIP:M-3", "VIP:M-4"}, slices.Collect(maps.Keys(tgt.records)))
+	assert.True(t, tgt.deleted["VIP:M-1"], "the late change's removal of M-1 applies")
+	assert.True(t, tgt.deleted["VIP:M-2"], "M-2 left at v3; v2's add is stale")
 }
 
 func TestSyncExpandsSegmentMembershipChanges(t *testing.T) {
