@@ -1,0 +1,202 @@
+package marketingcloud
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+)
+
+// row is one element of a rowset: primary key columns and the others.
+type row struct {
+	Keys   map[string]any `json:"keys"`
+	Values map[string]any `json:"values"`
+}
+
+// Write upserts the batch's records as rows of the data extension whose
+// external key is req.Object. Each record's primary key columns (see
+// Config.DataExtensions) go in the row's keys, its other fields in values;
+// a primary key column the record lacks is taken from Record.Key when it is
+// the sync's external id column. Rows carry no Marketing Cloud id, so
+// results have no TargetID.
+func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (connectors.WriteResponse, error) {
+	const op = "marketingcloud.Write"
+	cfg, _, err := c.state(op)
+	if err != nil {
+		return connectors.WriteResponse{}, err
+	}
+	switch req.Operation {
+	case connectors.Upsert:
+	case connectors.Delete:
+		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, fmt.Errorf(
+			"data extension %s: Marketing Cloud's REST API cannot delete data extension rows: set `removals: write` on the sync and map a column that says the row is gone (such as Joined)", req.Object))
+	default:
+		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, fmt.Errorf(
+			"data extension %s: operation %s is not supported: data extension rows are upserted by primary key; set the sync's mode to upsert", req.Object, req.Operation))
+	}
+	if len(req.Records) > MaxBatch {
+		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, fmt.Errorf("batch of %d records is over the maximum of %d", len(req.Records), MaxBatch))
+	}
+	pks := cfg.primaryKeys(req.Object, req.ExternalIDField)
+	if len(pks) == 0 {
+		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, fmt.Errorf(
+			"data extension %s has no primary key: list it under data_extensions.%s.primary_keys in the connector config, or set the sync's external_id", req.Object, req.Object))
+	}
+
+	results := make([]connectors.Result, len(req.Records))
+	rows := make([]row, 0, len(req.Records))
+	idx := make([]int, 0, len(req.Records))
+	for i, r := range req.Records {
+		rw, err := toRow(r, pks, req.ExternalIDField, req.Object)
+		if err != nil {
+			results[i] = connectors.Result{Status: connectors.StatusPermanent, Code: "INVALID_ROW", Message: err.Error()}
+			continue
+		}
+		rows = append(rows, rw)
+		idx = append(idx, i)
+	}
+
+	w := &writer{c: c, key: req.Object, results: results}
+	for start := 0; start < len(rows); start += cfg.BatchSize {
+		end := min(start+cfg.BatchSize, len(rows))
+		if err := w.send(ctx, rows[start:end], idx[start:end]); err != nil {
+			if start == 0 {
+				// Nothing written: the batch fails as a whole.
+				return connectors.WriteResponse{Calls: w.calls}, err
+			}
+			// Earlier calls were written: the rest is retried.
+			for _, i := range idx[start:] {
+				results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: "CALL_FAILED", Message: err.Error()}
+			}
+			break
+		}
+	}
+	return connectors.WriteResponse{Results: results, Calls: w.calls}, nil
+}
+
+// toRow splits a record into primary key columns and values, refusing
+// values a data extension column cannot hold.
+func toRow(r connectors.Record, pks []string, externalID, object string) (row, error) {
+	rw := row{Keys: make(map[string]any, len(pks)), Values: make(map[string]any, len(r.Fields))}
+	for _, pk := range pks {
+		v, ok := r.Fields[pk]
+		switch {
+		case ok && v != nil:
+		case pk == externalID && r.Key != "":
+			v = r.Key
+		default:
+			return row{}, fmt.Errorf("primary key column %s of data extension %s has no value: map %s in the sync's mapping", pk, object, pk)
+		}
+		rw.Keys[pk] = v
+	}
+	for name, v := range r.Fields {
+		if _, isKey := rw.Keys[name]; isKey {
+			continue
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+			return row{}, fmt.Errorf("column %s: data extension columns hold text, numbers, booleans and dates, not %s: map it to a single value", name, kindOf(v))
+		}
+		rw.Values[name] = v
+	}
+	return rw, nil
+}
+
+func kindOf(v any) string {
+	if _, ok := v.([]any); ok {
+		return "a list"
+	}
+	return "an object"
+}
+
+// writer sends the rowset calls of one Write and fills its results.
+type writer struct {
+	c       *Connector
+	key     string
+	results []connectors.Result
+	calls   int
+}
+
+// send upserts rows (the records at idx) in one call. A refused call is
+// split in halves and each sent again, down to single rows, so that the bad
+// rows are refused alone and the others written. It returns an error, and
+// sets no result, when the call failed as a whole (network, 5xx, auth).
+func (w *writer) send(ctx context.Context, rows []row, idx []int) error {
+	const op = "marketingcloud.Write"
+	resp, err := w.post(ctx, rows)
+	if err != nil {
+		return err
+	}
+	status := resp.StatusCode()
+	switch {
+	case status >= 200 && status < 300:
+		for _, i := range idx {
+			w.results[i] = connectors.Result{Status: connectors.StatusApplied}
+		}
+		return nil
+	case status == http.StatusTooManyRequests:
+		msg, code := describeError(resp)
+		wait := retryAfter(resp)
+		for _, i := range idx {
+			w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: code, Message: msg, RetryAfter: wait}
+		}
+		return nil
+	case status == http.StatusBadRequest:
+		if len(rows) == 1 {
+			msg, code := describeError(resp)
+			w.results[idx[0]] = connectors.Result{Status: connectors.StatusPermanent, Code: code, Message: msg}
+			return nil
+		}
+		half := len(rows) / 2
+		if err := w.send(ctx, rows[:half], idx[:half]); err != nil {
+			return err
+		}
+		return w.send(ctx, rows[half:], idx[half:])
+	case status == http.StatusNotFound:
+		msg, _ := describeError(resp)
+		return connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: %s: check that the sync's object is the data extension's external key", w.key, msg))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		msg, _ := describeError(resp)
+		return connectors.E(op, connectors.Auth, fmt.Errorf("data extension %s: HTTP %d: %s: the installed package needs the data_extensions_write scope in this business unit", w.key, status, msg))
+	case status >= 500:
+		msg, _ := describeError(resp)
+		return connectors.E(op, connectors.Transient, fmt.Errorf("data extension %s: HTTP %d: %s", w.key, status, msg))
+	}
+	msg, _ := describeError(resp)
+	return connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: unexpected HTTP %d: %s", w.key, status, msg))
+}
+
+// post makes one rowset call, with a fresh token and one replay on a 401.
+func (w *writer) post(ctx context.Context, rows []row) (*resty.Response, error) {
+	const op = "marketingcloud.Write"
+	_, client, err := w.c.state(op)
+	if err != nil {
+		return nil, err
+	}
+	fresh := false
+	for {
+		tok, err := w.c.token(ctx, op, fresh)
+		if err != nil {
+			return nil, err
+		}
+		w.calls++
+		resp, err := client.R().SetContext(ctx).SetAuthToken(tok.access).
+			SetHeader("Content-Type", "application/json").SetBody(rows).
+			Post(tok.restURL + "/hub/v1/dataevents/key:" + url.PathEscape(w.key) + "/rowset")
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, connectors.E(op, connectors.Transient, ctx.Err())
+			}
+			return nil, connectors.E(op, connectors.Transient, fmt.Errorf("data extension %s: %w", w.key, err))
+		}
+		if resp.StatusCode() == http.StatusUnauthorized && !fresh {
+			fresh = true // the token expired or was revoked: one new token, one replay
+			continue
+		}
+		return resp, nil
+	}
+}
