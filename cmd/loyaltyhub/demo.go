@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,16 +18,18 @@ func demoCmd() *cobra.Command {
 	var (
 		path   string
 		sf     sfFlags
+		mc     mcFlags
 		ledger ledgerFlags
+		fresh  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo -c config/example.yaml",
-		Short: "The whole flow on one machine: the Salesforce emulator, the hub and ledger traffic",
-		Long: `Starts the Salesforce emulator, runs the hub with the given config (which points its
-salesforce connector at the emulator), and plays the ledger, sending member changes with
-duplicates and out-of-order deliveries. Progress lines show events received, applied, skipped
-and dead-lettered; every few seconds the demo also counts what the emulator holds.
-Stop it with Ctrl-C.`,
+		Short: "The whole flow on one machine: the Salesforce and Marketing Cloud emulators, the hub and ledger traffic",
+		Long: `Starts the Salesforce and Marketing Cloud emulators, runs the hub with the given config
+(which points its connectors at them), and plays the ledger, sending member changes with
+duplicates and out-of-order deliveries, and after each round the tier segments' membership
+changes. Progress lines show events received, applied, skipped and dead-lettered; every few
+seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
@@ -38,10 +41,31 @@ Stop it with Ctrl-C.`,
 			}
 			defer srv.Close()
 			logger.Info("salesforce emulator started", "url", url)
+			mcSrv, mcURL, err := mc.start()
+			if err != nil {
+				return err
+			}
+			defer mcSrv.Close()
+			logger.Info("marketing cloud emulator started", "url", mcURL)
 
 			cfg, maps, err := loadConfig(ctx, path, logger)
 			if err != nil {
 				return err
+			}
+			if fresh {
+				// The emulators start empty, so the hub's state must too: a
+				// cross-reference kept from an earlier run would name records
+				// the emulators no longer hold.
+				dir, err := os.MkdirTemp("", "loyaltyhub-demo-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				if cfg.Store.DSN == filepath.Join(cfg.DataDir, "state.db") {
+					cfg.Store.DSN = filepath.Join(dir, "state.db")
+				}
+				cfg.DataDir = dir
+				logger.Info("the hub's state starts empty, like the emulators (--fresh=false keeps data_dir)", "data_dir", dir)
 			}
 			a, err := newApp(ctx, cfg, maps, newLogger(os.Stderr, cfg.Log))
 			if err != nil {
@@ -71,15 +95,28 @@ Stop it with Ctrl-C.`,
 						args = append(args, obj, len(srv.Records(obj)))
 					}
 					logger.Info("salesforce emulator holds", args...)
+					joined := 0
+					rows := mcSrv.Rows("Loyalty_Segment_Members")
+					for _, r := range rows {
+						if r["Joined"] == "True" {
+							joined++
+						}
+					}
+					logger.Info("marketing cloud emulator holds", "Loyalty_Segment_Members", len(rows), "joined", joined)
 				}
 			}()
 			return <-hubErr
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "config/example.yaml", "config file")
+	cmd.Flags().BoolVar(&fresh, "fresh", true, "run the hub on empty state in a temporary directory, as the emulators start empty")
 	sf.register(cmd, "127.0.0.1:8081")
+	mc.register(cmd, "mc-", "127.0.0.1:8082")
 	ledger.register(cmd)
 	ledger.loop = true
 	cmd.Flags().Lookup("loop").DefValue = "true"
+	// Shorter rounds: the tier segments change after each.
+	ledger.events = 1000
+	cmd.Flags().Lookup("events").DefValue = "1000"
 	return cmd
 }

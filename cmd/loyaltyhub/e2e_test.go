@@ -185,8 +185,23 @@ syncs:
     batch: {size: 200, window: 50ms}
     retry: {max_attempts: 20, initial_interval: 50ms, max_interval: 1s}
 `, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, syncLPM, lpm, extID, mapping)
-	require.NoError(t, os.WriteFile(h.cfgPath, []byte(b.String()), 0o600))
-	logs, err := os.Create(filepath.Join(dir, "hub.log"))
+	h.writeConfig(b.String())
+	return h
+}
+
+// newBareHub is a hub whose config the caller writes with writeConfig.
+func newBareHub(t testing.TB) *hub {
+	dir := t.TempDir()
+	return &hub{t: t, dir: dir, cfgPath: filepath.Join(dir, "hub.yaml"), addr: freeAddr(t)}
+}
+
+// writeConfig writes the hub's config file and opens its log, shown when the
+// test fails.
+func (h *hub) writeConfig(cfg string) {
+	t := h.t
+	t.Helper()
+	require.NoError(t, os.WriteFile(h.cfgPath, []byte(cfg), 0o600))
+	logs, err := os.Create(filepath.Join(h.dir, "hub.log"))
 	require.NoError(t, err)
 	h.logs = logs
 	t.Cleanup(func() {
@@ -200,7 +215,6 @@ syncs:
 			t.Logf("hub log (tail):\n%s", data)
 		}
 	})
-	return h
 }
 
 // start runs the hub process and waits until it is ready.

@@ -10,15 +10,16 @@ import (
 	"github.com/spf13/cobra"
 
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
+	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
 	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 )
 
 func emulatorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emulator",
-		Short: "Run a local emulator of an external system (Salesforce) or ledger traffic",
+		Short: "Run a local emulator of an external system (Salesforce, Marketing Cloud) or ledger traffic",
 	}
-	cmd.AddCommand(emulatorSalesforceCmd(), emulatorLedgerCmd())
+	cmd.AddCommand(emulatorSalesforceCmd(), emulatorMarketingCloudCmd(), emulatorLedgerCmd())
 	return cmd
 }
 
@@ -59,6 +60,56 @@ func (f *sfFlags) start(logger *slog.Logger) (*sfemu.Server, string, error) {
 	return srv, url, nil
 }
 
+type mcFlags struct {
+	listen, clientID, clientSecret string
+}
+
+// register adds the flags, their names prefixed (the demo runs two emulators).
+func (f *mcFlags) register(cmd *cobra.Command, prefix, listenDefault string) {
+	cmd.Flags().StringVar(&f.listen, prefix+"listen", listenDefault, "address the Marketing Cloud emulator listens on")
+	cmd.Flags().StringVar(&f.clientID, prefix+"client-id", mcemu.DefaultConfig().ClientID, "installed package client id")
+	cmd.Flags().StringVar(&f.clientSecret, prefix+"client-secret", mcemu.DefaultConfig().ClientSecret, "installed package client secret")
+}
+
+func (f *mcFlags) start() (*mcemu.Server, string, error) {
+	cfg := mcemu.DefaultConfig()
+	cfg.ClientID, cfg.ClientSecret = f.clientID, f.clientSecret
+	srv, err := mcemu.New(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := srv.Start(f.listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("marketing cloud emulator: listen %s: %w", f.listen, err)
+	}
+	return srv, url, nil
+}
+
+func emulatorMarketingCloudCmd() *cobra.Command {
+	var f mcFlags
+	cmd := &cobra.Command{
+		Use:   "marketingcloud",
+		Short: "Run the Marketing Cloud REST emulator (OAuth2 token, data extension rowsets, async rows)",
+		Long: `Runs a local server that speaks the Marketing Cloud REST API's wire format (auth and REST
+hosts in one): POST /v2/token, data extension rows through /hub/v1/dataevents and
+/data/v1/async, with the Loyalty_Segment_Members and Loyalty_Members data extensions.
+Point a connector's auth_url at the printed address. GET /__emulator/dataextensions lists
+the data extensions and their rows.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, url, err := f.start()
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "marketing cloud emulator listening on %s (client id %s)\n", url, f.clientID)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f.register(cmd, "", "127.0.0.1:8082")
+	return cmd
+}
+
 func emulatorSalesforceCmd() *cobra.Command {
 	var f sfFlags
 	cmd := &cobra.Command{
@@ -89,7 +140,7 @@ type ledgerFlags struct {
 	members, events, batch    int
 	rate, duplicates, reorder float64
 	seed                      uint64
-	loop                      bool
+	loop, segments            bool
 }
 
 func (f *ledgerFlags) register(cmd *cobra.Command) {
@@ -103,11 +154,13 @@ func (f *ledgerFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&f.reorder, "reorder", 0.1, "share of events sent after a newer version")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "random seed")
 	cmd.Flags().BoolVar(&f.loop, "loop", false, "keep sending new rounds until stopped")
+	cmd.Flags().BoolVar(&f.segments, "segments", true, "after each round, send the tier segments' membership changes (tier-gold, ...)")
 }
 
 // send runs rounds of ledger traffic at the configured rate.
 func (f *ledgerFlags) send(ctx context.Context, logger *slog.Logger) error {
 	start := time.Now()
+	var segments ledgeremu.Segments
 	for round := 0; ; round++ {
 		plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: f.members, Events: f.events,
 			DuplicateRate: f.duplicates, ReorderRate: f.reorder, Seed: f.seed + uint64(round),
@@ -131,6 +184,16 @@ func (f *ledgerFlags) send(ctx context.Context, logger *slog.Logger) error {
 					"members", f.members, "duplicates", plan.Duplicates, "out_of_order", plan.Reordered)
 			}
 		})
+		if err == nil && f.segments {
+			changes := segments.Update(plan.Newest, start.Add(time.Duration(round+1)*time.Hour))
+			if err = sender.SendSegments(ctx, changes); err == nil {
+				args := []any{"round", round + 1}
+				for _, c := range changes {
+					args = append(args, c.Subject, fmt.Sprintf("+%d -%d", len(c.Data.Added), len(c.Data.Removed)))
+				}
+				logger.Info("ledger segment changes", args...)
+			}
+		}
 		if err != nil || !f.loop {
 			return err
 		}

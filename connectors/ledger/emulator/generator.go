@@ -19,6 +19,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -82,7 +83,6 @@ type Plan struct {
 var (
 	firstNames = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Donald", "Frances", "Linus", "Margaret", "Dennis"}
 	lastNames  = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Knuth", "Allen", "Torvalds", "Hamilton", "Ritchie"}
-	tiers      = []string{"bronze", "silver", "gold", "platinum"}
 	statuses   = []string{"active", "active", "active", "active", "suspended", "closed"}
 )
 
@@ -117,7 +117,7 @@ func NewPlan(cfg PlanConfig) *Plan {
 		m.Version++
 		m.Phone = fmt.Sprintf("+4420%08d", rng.IntN(100000000))
 		m.Status = statuses[rng.IntN(len(statuses))]
-		m.Tier = tiers[rng.IntN(len(tiers))]
+		m.Tier = Tiers[rng.IntN(len(Tiers))]
 		m.PointsBalance += int64(rng.IntN(500))
 		m.UpdatedAt = at
 		state[id] = m
@@ -183,6 +183,81 @@ func lower(s string) string {
 	return string(b)
 }
 
+// SegmentChange is what a loyalty.segment.membership.changed event carries:
+// the members who joined and left the segment in this version.
+type SegmentChange struct {
+	SegmentID string   `json:"segment_id"`
+	Version   int64    `json:"version"`
+	Added     []string `json:"added"`
+	Removed   []string `json:"removed"`
+}
+
+// SegmentEvent is the structured-mode JSON of one segment change.
+type SegmentEvent struct {
+	SpecVersion     string        `json:"specversion"`
+	ID              string        `json:"id"`
+	Source          string        `json:"source"`
+	Type            string        `json:"type"`
+	Subject         string        `json:"subject"`
+	Time            time.Time     `json:"time"`
+	DataContentType string        `json:"datacontenttype"`
+	Data            SegmentChange `json:"data"`
+}
+
+// Tiers are the tiers generated members have, in order; each is the tier
+// segment "tier-<tier>".
+var Tiers = []string{"bronze", "silver", "gold", "platinum"}
+
+// Segments tracks tier segments (who is in "tier-gold", ...) across rounds
+// of member changes, the way a ledger's segmentation job publishes them.
+type Segments struct {
+	members map[string]map[string]bool // segment → members
+	version int64
+}
+
+// Update computes each tier segment from the newest member states and
+// returns one change event per segment whose membership changed since the
+// last Update (the first: everyone joins), members sorted.
+func (s *Segments) Update(newest map[string]Member, at time.Time) []SegmentEvent {
+	if s.members == nil {
+		s.members = map[string]map[string]bool{}
+	}
+	s.version++
+	now := map[string]map[string]bool{}
+	for id, m := range newest {
+		seg := "tier-" + m.Tier
+		if now[seg] == nil {
+			now[seg] = map[string]bool{}
+		}
+		now[seg][id] = true
+	}
+	var out []SegmentEvent
+	for _, tier := range Tiers {
+		seg := "tier-" + tier
+		ch := SegmentChange{SegmentID: seg, Version: s.version, Added: []string{}, Removed: []string{}}
+		for id := range now[seg] {
+			if !s.members[seg][id] {
+				ch.Added = append(ch.Added, id)
+			}
+		}
+		for id := range s.members[seg] {
+			if !now[seg][id] {
+				ch.Removed = append(ch.Removed, id)
+			}
+		}
+		if len(ch.Added)+len(ch.Removed) == 0 {
+			continue
+		}
+		slices.Sort(ch.Added)
+		slices.Sort(ch.Removed)
+		out = append(out, SegmentEvent{SpecVersion: "1.0", ID: fmt.Sprintf("seg-%s-v%d", seg, s.version),
+			Source: "urn:loyaltyhub:ledger-emulator", Type: "loyalty.segment.membership.changed", Subject: seg,
+			Time: at.UTC(), DataContentType: "application/json", Data: ch})
+	}
+	s.members = now
+	return out
+}
+
 // Sender posts deliveries to the hub's ingress in batched mode.
 type Sender struct {
 	// URL is the ingress endpoint, e.g. http://127.0.0.1:8080/v1/events/ledger.
@@ -201,6 +276,15 @@ type Sender struct {
 // Send posts every delivery, batch by batch, retrying a batch on transient
 // failures like an at-least-once relay. progress, if set, is called after each batch.
 func (s *Sender) Send(ctx context.Context, deliveries []CloudEvent, progress func(sent int)) error {
+	return sendAll(ctx, s, deliveries, progress)
+}
+
+// SendSegments posts segment changes like Send.
+func (s *Sender) SendSegments(ctx context.Context, changes []SegmentEvent) error {
+	return sendAll(ctx, s, changes, nil)
+}
+
+func sendAll[E any](ctx context.Context, s *Sender, deliveries []E, progress func(sent int)) error {
 	if s.BatchSize <= 0 {
 		s.BatchSize = 100
 	}

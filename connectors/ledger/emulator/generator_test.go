@@ -2,6 +2,10 @@ package emulator_test
 
 import (
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 )
@@ -53,4 +57,27 @@ func TestNewPlan(t *testing.T) {
 			t.Fatalf("plans with one seed differ at delivery %d", i)
 		}
 	}
+}
+
+func TestSegmentsFollowTiers(t *testing.T) {
+	at := time.Date(2026, 4, 1, 6, 0, 0, 0, time.UTC)
+	var s emulator.Segments
+	first := s.Update(map[string]emulator.Member{
+		"M-1": {ID: "M-1", Tier: "gold"}, "M-2": {ID: "M-2", Tier: "gold"}, "M-3": {ID: "M-3", Tier: "silver"},
+	}, at)
+	require.Len(t, first, 2)
+	assert.Equal(t, "tier-silver", first[0].Subject)
+	assert.Equal(t, []string{"M-3"}, first[0].Data.Added)
+	assert.Equal(t, "tier-gold", first[1].Subject)
+	assert.Equal(t, emulator.SegmentChange{SegmentID: "tier-gold", Version: 1, Added: []string{"M-1", "M-2"}, Removed: []string{}}, first[1].Data)
+	assert.Equal(t, "loyalty.segment.membership.changed", first[1].Type)
+
+	// M-2 moves up to platinum; M-3 is unchanged: silver has no event.
+	second := s.Update(map[string]emulator.Member{
+		"M-1": {ID: "M-1", Tier: "gold"}, "M-2": {ID: "M-2", Tier: "platinum"}, "M-3": {ID: "M-3", Tier: "silver"},
+	}, at.Add(time.Hour))
+	require.Len(t, second, 2)
+	assert.Equal(t, emulator.SegmentChange{SegmentID: "tier-gold", Version: 2, Added: []string{}, Removed: []string{"M-2"}}, second[0].Data)
+	assert.Equal(t, emulator.SegmentChange{SegmentID: "tier-platinum", Version: 2, Added: []string{"M-2"}, Removed: []string{}}, second[1].Data)
+	assert.NotEqual(t, first[1].ID, second[0].ID)
 }

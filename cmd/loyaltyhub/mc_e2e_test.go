@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
+	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+)
+
+// TestEndToEndSegmentsToMarketingCloud runs the hub process with the example
+// config's segment sync against the Marketing Cloud emulator: three rounds
+// of tier segment changes, sent with a duplicate and an out-of-order
+// delivery, while the emulator throttles and fails some calls. The data
+// extension must end with one row per membership ever seen, Joined true
+// exactly for the current members, each row written by the newest change
+// that touched it.
+func TestEndToEndSegmentsToMarketingCloud(t *testing.T) {
+	emu, err := mcemu.New(mcemu.DefaultConfig())
+	require.NoError(t, err)
+	_, err = emu.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = emu.Close() })
+	_, err = emu.AddFault(mcemu.Fault{Kind: mcemu.FaultTooManyRequests, Count: 3, Operations: []string{"rowset.upsert"}})
+	require.NoError(t, err)
+	_, err = emu.AddFault(mcemu.Fault{Kind: mcemu.FaultServerError, Count: 2, Operations: []string{"rowset.upsert"}})
+	require.NoError(t, err)
+
+	mapping, err := filepath.Abs("../../config/mappings/segment-to-de.yaml")
+	require.NoError(t, err)
+	h := newBareHub(t)
+	h.writeConfig(fmt.Sprintf(`data_dir: %s
+http: {listen: %q}
+progress: {interval: 1s}
+sources:
+  ledger: {}
+connectors:
+  mc:
+    type: marketingcloud
+    config:
+      auth_url: %q
+      client_id: %s
+      client_secret: %s
+      batch_size: 40
+      data_extensions:
+        Loyalty_Segment_Members: {primary_keys: [SegmentId, MembershipNumber]}
+syncs:
+  segments-to-mc:
+    from: ledger.segment
+    to: mc
+    object: Loyalty_Segment_Members
+    external_id: SegmentMemberKey
+    removals: write
+    mapping: %q
+    batch: {size: 200, window: 50ms}
+    retry: {max_attempts: 20, initial_interval: 50ms, max_interval: 1s}
+`, filepath.Join(h.dir, "data"), h.addr, emu.URL(), mcemu.DefaultConfig().ClientID, mcemu.DefaultConfig().ClientSecret, mapping))
+	h.start()
+
+	// Three rounds of member changes; after each, the tier segments.
+	var segs ledgeremu.Segments
+	var changes []ledgeremu.SegmentEvent
+	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 3 {
+		plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 120, Events: 400, Seed: uint64(round + 1)})
+		changes = append(changes, segs.Update(plan.Newest, start.Add(time.Duration(round)*time.Hour))...)
+	}
+	require.Len(t, changes, 12, "four tier segments change in each of three rounds")
+
+	// What the data extension must hold: per membership, the newest change
+	// touching it.
+	type want struct {
+		joined  bool
+		version int64
+	}
+	expected := map[string]want{}
+	for _, c := range changes {
+		for _, m := range c.Data.Added {
+			expected[c.Subject+":"+m] = want{true, c.Data.Version}
+		}
+		for _, m := range c.Data.Removed {
+			expected[c.Subject+":"+m] = want{false, c.Data.Version}
+		}
+	}
+
+	// Deliveries: the first round's gold change twice (a redelivery, same
+	// id) and once more published again under a new id (the same version:
+	// skipped as a duplicate), and the last round before the second (out
+	// of order: the second round's changes still apply to the memberships
+	// the third round did not touch).
+	again := changes[2]
+	again.ID += "-republished"
+	deliveries := append([]ledgeremu.SegmentEvent{}, changes[:4]...)
+	deliveries = append(deliveries, changes[2], again)
+	deliveries = append(deliveries, changes[8:]...)
+	deliveries = append(deliveries, changes[4:8]...)
+	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 3}
+	require.NoError(t, sender.SendSegments(context.Background(), deliveries))
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		rows := emu.Rows("Loyalty_Segment_Members")
+		require.Equal(c, len(expected), len(rows), "rows")
+		for _, r := range rows {
+			key := r["SegmentId"] + ":" + r["MembershipNumber"]
+			w, ok := expected[key]
+			require.True(c, ok, "unexpected row %s", key)
+			require.Equal(c, map[bool]string{true: "True", false: "False"}[w.joined], r["Joined"], "row %s", key)
+			require.Equal(c, strconv.FormatInt(w.version, 10), r["Segment_Version"], "row %s", key)
+		}
+	}, 60*time.Second, 100*time.Millisecond, "the data extension holds every membership, newest change first")
+
+	// Every distinct event ends applied or skipped, none dead-lettered.
+	var counts store.Counts
+	require.Eventually(t, func() bool {
+		counts = checkSegmentOutcomes(t, h.dir)
+		return counts.Applied+counts.Skipped+counts.Dead == 13
+	}, 30*time.Second, 100*time.Millisecond, "outcomes of 13 distinct events")
+	assert.Equal(t, store.Counts{Applied: 12, Skipped: 1}, counts, "the republished change is a duplicate")
+	calls := emu.Calls()
+	assert.Greater(t, calls["rowset.upsert"], 5, "the faults were met and retried: %v", calls)
+}
+
+// checkSegmentOutcomes reads the segment sync's outcome counts from the
+// hub's SQLite state store.
+func checkSegmentOutcomes(t *testing.T, dir string) store.Counts {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "data", "state.db"), nil)
+	require.NoError(t, err)
+	defer st.Close()
+	c, err := st.Counts(context.Background(), "segments-to-mc")
+	require.NoError(t, err)
+	return c
+}
