@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -12,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
+	"github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud"
 	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
+	"github.com/loyaltyhub/loyaltyhub/plugins/conformance"
 )
 
 // TestEndToEndSegmentsToMarketingCloud runs the hub process with the example
@@ -138,4 +141,31 @@ func checkSegmentOutcomes(t *testing.T, dir string) store.Counts {
 	c, err := st.Counts(context.Background(), "segments-to-mc")
 	require.NoError(t, err)
 	return c
+}
+
+// TestMarketingCloudConnectorConformance runs the plugin conformance kit
+// against the built-in Marketing Cloud connector, served as the hub serves
+// it (`loyaltyhub connector serve marketingcloud`), with the emulator behind.
+func TestMarketingCloudConnectorConformance(t *testing.T) {
+	emu, err := mcemu.New(mcemu.DefaultConfig())
+	require.NoError(t, err)
+	url, err := emu.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = emu.Close() })
+	t.Setenv("MC_AUTH_URL", url)
+	t.Setenv("MC_CLIENT_ID", mcemu.DefaultConfig().ClientID)
+	t.Setenv("MC_CLIENT_SECRET", mcemu.DefaultConfig().ClientSecret)
+	fx, err := conformance.LoadFixture("../../connectors/marketingcloud/conformance.json")
+	require.NoError(t, err)
+
+	rep := conformance.Run(context.Background(), hubBinary, conformance.Options{
+		Args: []string{"connector", "serve", "marketingcloud"}, Fixture: fx, CallTimeout: 30 * time.Second})
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	t.Log("\n" + out.String())
+	assert.False(t, rep.Failed())
+	assert.Zero(t, rep.Count(conformance.Fail))
+	// The writes reached the emulator: the good rows and the large batch.
+	assert.Len(t, emu.Rows("Loyalty_Segment_Members"), 3)
+	assert.Len(t, emu.Rows("Loyalty_Members"), 2+marketingcloud.MaxBatch)
 }

@@ -3,6 +3,7 @@ package marketingcloud
 import (
 	"context"
 	"fmt"
+	"strings"
 	"net/http"
 	"net/url"
 
@@ -15,14 +16,17 @@ import (
 type row struct {
 	Keys   map[string]any `json:"keys"`
 	Values map[string]any `json:"values"`
+	id     string         // the row's primary key as Name:Value pairs
 }
 
 // Write upserts the batch's records as rows of the data extension whose
 // external key is req.Object. Each record's primary key columns (see
 // Config.DataExtensions) go in the row's keys, its other fields in values;
 // a primary key column the record lacks is taken from Record.Key when it is
-// the sync's external id column. Rows carry no Marketing Cloud id, so
-// results have no TargetID.
+// the sync's external id column. Rows have no id of their own: a result's
+// TargetID is the row's primary key as Marketing Cloud addresses a row,
+// Name:Value, the pairs of a composite key joined by ";"
+// ("SegmentId:tier-gold;MembershipNumber:M-1").
 func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (connectors.WriteResponse, error) {
 	const op = "marketingcloud.Write"
 	cfg, _, err := c.state(op)
@@ -82,7 +86,8 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 // values a data extension column cannot hold.
 func toRow(r connectors.Record, pks []string, externalID, object string) (row, error) {
 	rw := row{Keys: make(map[string]any, len(pks)), Values: make(map[string]any, len(r.Fields))}
-	for _, pk := range pks {
+	var id strings.Builder
+	for i, pk := range pks {
 		v, ok := r.Fields[pk]
 		switch {
 		case ok && v != nil:
@@ -92,7 +97,12 @@ func toRow(r connectors.Record, pks []string, externalID, object string) (row, e
 			return row{}, fmt.Errorf("primary key column %s of data extension %s has no value: map %s in the sync's mapping", pk, object, pk)
 		}
 		rw.Keys[pk] = v
+		if i > 0 {
+			id.WriteByte(';')
+		}
+		fmt.Fprintf(&id, "%s:%v", pk, v)
 	}
+	rw.id = id.String()
 	for name, v := range r.Fields {
 		if _, isKey := rw.Keys[name]; isKey {
 			continue
@@ -134,8 +144,8 @@ func (w *writer) send(ctx context.Context, rows []row, idx []int) error {
 	status := resp.StatusCode()
 	switch {
 	case status >= 200 && status < 300:
-		for _, i := range idx {
-			w.results[i] = connectors.Result{Status: connectors.StatusApplied}
+		for k, i := range idx {
+			w.results[i] = connectors.Result{Status: connectors.StatusApplied, TargetID: rows[k].id}
 		}
 		return nil
 	case status == http.StatusTooManyRequests:

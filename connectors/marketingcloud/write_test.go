@@ -61,6 +61,7 @@ func TestWriteUpsertsRowsByCompositeKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []connectors.Status{connectors.StatusApplied, connectors.StatusApplied, connectors.StatusApplied}, statuses(resp.Results))
 	assert.Equal(t, 1, resp.Calls)
+	assert.Equal(t, "SegmentId:VIP;MembershipNumber:M-1", resp.Results[0].TargetID, "a row is known by its primary key")
 
 	// M-1 leaves VIP: written as a row, the same primary key.
 	resp, err = c.Write(ctx, upsert("Loyalty_Segment_Members", segmentRecord("VIP", "M-1", false)))
@@ -141,6 +142,7 @@ func TestWriteDefaultPrimaryKeyIsTheExternalID(t *testing.T) {
 		}})
 	require.NoError(t, err)
 	assert.Equal(t, []connectors.Status{connectors.StatusApplied, connectors.StatusApplied}, statuses(resp.Results))
+	assert.Equal(t, "MembershipNumber:M-1", resp.Results[0].TargetID)
 	rows := emu.Rows("Loyalty_Members")
 	require.Len(t, rows, 2)
 	assert.Equal(t, "M-1", rows[0]["MembershipNumber"])
