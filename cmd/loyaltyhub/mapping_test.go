@@ -23,14 +23,15 @@ func TestMappingTestRunsTheExampleConfigsTests(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "config/mappings/member-to-lpm.test.yaml (member-to-lpm.yaml, sync members-to-crm)")
 	assert.Contains(t, out, "config/mappings/member-to-contact.test.yaml (member-to-contact.yaml, sync members-to-contacts)")
+	assert.Contains(t, out, "config/mappings/segment-to-de.test.yaml (segment-to-de.yaml, sync segments-to-mc)")
 	assert.Contains(t, out, "PASS active gold member")
 	assert.NotContains(t, out, "FAIL")
 	assert.NotContains(t, out, "no tests", "every sync of the example config has tests")
-	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(2 test file\(s\)\)\n`, out)
+	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(3 test file\(s\)\)\n`, out)
 }
 
 // Every example mapping, including the ones the example config does not use
-// (transactions, vouchers, segments), has a test file, and it passes.
+// (transactions, vouchers), has a test file, and it passes.
 func TestMappingTestRunsEveryExampleMappingsTests(t *testing.T) {
 	maps, err := filepath.Glob("../../config/mappings/*.yaml")
 	require.NoError(t, err)
