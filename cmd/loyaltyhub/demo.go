@@ -102,7 +102,8 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 							joined++
 						}
 					}
-					logger.Info("marketing cloud emulator holds", "Loyalty_Segment_Members", len(rows), "joined", joined)
+					logger.Info("marketing cloud emulator holds", "Loyalty_Members", len(mcSrv.Rows("Loyalty_Members")),
+						"Loyalty_Segment_Members", len(rows), "joined", joined)
 				}
 			}()
 			return <-hubErr
