@@ -90,6 +90,8 @@ func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		adminJSON(w, http.StatusOK, recs)
+	case route == "GET jobs" && len(segs) == 1:
+		adminJSON(w, http.StatusOK, s.BulkJobs())
 	case route == "GET stats" && len(segs) == 1:
 		adminJSON(w, http.StatusOK, s.Stats())
 	case route == "POST reset" && len(segs) == 1:
@@ -113,6 +115,6 @@ func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		adminError(w, http.StatusNotFound, "unknown emulator admin resource "+r.Method+" "+r.URL.Path+
-			"; see GET/POST/DELETE /__emulator/faults, GET /__emulator/records/{Obj}, GET /__emulator/stats, POST /__emulator/reset, POST /__emulator/usage, POST /__emulator/sessions/expire")
+			"; see GET/POST/DELETE /__emulator/faults, GET /__emulator/records/{Obj}, GET /__emulator/jobs, GET /__emulator/stats, POST /__emulator/reset, POST /__emulator/usage, POST /__emulator/sessions/expire")
 	}
 }

@@ -157,11 +157,7 @@ func (s *Server) handleCollectionCreate(c *call) *response {
 		return resp
 	}
 	results, failed := s.runRecords(c, body.AllOrNone, len(ins), func(tx *txn, i int) recResult {
-		if err := s.recordLock("collections.create", ins[i].obj.Name, ""); err != nil {
-			return recResult{err: err}
-		}
-		id, err := s.create(tx, ins[i], "")
-		return recResult{id: id, err: err}
+		return s.createOne(tx, "collections.create", ins[i])
 	})
 	return collectionResponse(results, failed, false)
 }
@@ -177,23 +173,7 @@ func (s *Server) handleCollectionUpdate(c *call) *response {
 		return resp
 	}
 	results, failed := s.runRecords(c, body.AllOrNone, len(ins), func(tx *txn, i int) recResult {
-		in := ins[i]
-		raw, _ := in.values["Id"].(string)
-		if raw == "" {
-			return recResult{err: newErr("MISSING_ARGUMENT", "Id not specified in an update call")}
-		}
-		id, ok := normalizeID(raw)
-		if !ok || id[:3] != in.obj.KeyPrefix {
-			return recResult{err: newErr("MALFORMED_ID", "%s ID: id value of incorrect type: %s", in.obj.Label, raw).withFields("Id")}
-		}
-		if err := s.recordLock("collections.update", in.obj.Name, id); err != nil {
-			return recResult{id: id, idKnown: true, err: err}
-		}
-		err := s.update(tx, in.obj, id, in)
-		if err == errNotFound {
-			err = newErr("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-		}
-		return recResult{id: id, idKnown: true, err: err}
+		return s.updateOne(tx, "collections.update", ins[i])
 	})
 	return collectionResponse(results, failed, false)
 }
@@ -210,20 +190,7 @@ func (s *Server) handleCollectionDelete(c *call) *response {
 	}
 	allOrNone, _ := strconv.ParseBool(c.query.Get("allOrNone"))
 	results, failed := s.runRecords(c, allOrNone, len(ids), func(tx *txn, i int) recResult {
-		raw := strings.TrimSpace(ids[i])
-		id, ok := normalizeID(raw)
-		obj := s.objectOfID(id)
-		if !ok || obj == nil {
-			return recResult{id: raw, idKnown: true, err: newErr("MALFORMED_ID", "malformed id %s", raw)}
-		}
-		if err := s.recordLock("collections.delete", obj.Name, id); err != nil {
-			return recResult{id: id, idKnown: true, err: err}
-		}
-		err := s.remove(tx, obj, id)
-		if err == errNotFound {
-			err = newErr("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-		}
-		return recResult{id: id, idKnown: true, err: err}
+		return s.deleteOne(tx, "collections.delete", nil, strings.TrimSpace(ids[i]))
 	})
 	return collectionResponse(results, failed, false)
 }
@@ -246,12 +213,97 @@ func (s *Server) handleCollectionUpsert(c *call, objName, extName string) *respo
 	if resp != nil {
 		return resp
 	}
-	keys := make([]string, len(ins))
-	count := map[string]int{}
 	for i, in := range ins {
 		if in.obj != obj {
 			return errResp(http.StatusBadRequest, newErr("INVALID_TYPE",
 				"records[%d] has attributes.type %s but this upsert is for %s: all records must be of the type in the URL", i, in.obj.Name, obj.Name))
+		}
+	}
+	repeated := repeatedKeys(ins, ext)
+	results, failed := s.runRecords(c, body.AllOrNone, len(ins), func(tx *txn, i int) recResult {
+		return s.upsertOne(tx, "collections.upsert", ins[i], ext, repeated[i])
+	})
+	return collectionResponse(results, failed, true)
+}
+
+// The operations on one record of a write of many (sObject Collections, Bulk API
+// jobs). op is the call kind that record-level faults match.
+
+// createOne creates one record.
+func (s *Server) createOne(tx *txn, op string, in *recordInput) recResult {
+	if err := s.recordLock(op, in.obj.Name, ""); err != nil {
+		return recResult{err: err}
+	}
+	id, err := s.create(tx, in, "")
+	return recResult{id: id, err: err, created: err == nil}
+}
+
+// updateOne updates the record named by the Id of in.
+func (s *Server) updateOne(tx *txn, op string, in *recordInput) recResult {
+	raw, _ := in.values["Id"].(string)
+	if raw == "" {
+		return recResult{err: newErr("MISSING_ARGUMENT", "Id not specified in an update call")}
+	}
+	id, ok := normalizeID(raw)
+	if !ok || id[:3] != in.obj.KeyPrefix {
+		return recResult{err: newErr("MALFORMED_ID", "%s ID: id value of incorrect type: %s", in.obj.Label, raw).withFields("Id")}
+	}
+	if err := s.recordLock(op, in.obj.Name, id); err != nil {
+		return recResult{id: id, idKnown: true, err: err}
+	}
+	err := s.update(tx, in.obj, id, in)
+	if err == errNotFound {
+		err = newErr("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+	}
+	return recResult{id: id, idKnown: true, err: err}
+}
+
+// deleteOne deletes the record with id raw. obj is the object the id must belong to,
+// or nil for any object of the emulator.
+func (s *Server) deleteOne(tx *txn, op string, obj *objectDef, raw string) recResult {
+	id, ok := normalizeID(raw)
+	of := s.objectOfID(id)
+	if !ok || of == nil {
+		return recResult{id: raw, idKnown: true, err: newErr("MALFORMED_ID", "malformed id %s", raw)}
+	}
+	if obj != nil && of != obj {
+		return recResult{id: raw, idKnown: true, err: newErr("MALFORMED_ID", "%s ID: id value of incorrect type: %s", obj.Label, raw).withFields("Id")}
+	}
+	if err := s.recordLock(op, of.Name, id); err != nil {
+		return recResult{id: id, idKnown: true, err: err}
+	}
+	err := s.remove(tx, of, id)
+	if err == errNotFound {
+		err = newErr("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+	}
+	return recResult{id: id, idKnown: true, err: err}
+}
+
+// upsertOne creates or updates the record keyed by the value of ext in in; repeated
+// says that another record of the same request has the same key.
+func (s *Server) upsertOne(tx *txn, op string, in *recordInput, ext *fieldDef, repeated bool) recResult {
+	if repeated {
+		return recResult{err: newErr("DUPLICATE_EXTERNAL_ID", "Duplicate external id specified: %v", in.values[ext.Name]).withFields(ext.Name)}
+	}
+	if err := s.recordLock(op, in.obj.Name, ""); err != nil {
+		return recResult{err: err}
+	}
+	value := in.values[ext.Name]
+	if value == nil {
+		return recResult{err: newErr("MISSING_ARGUMENT", "%s not specified", ext.Name).withFields(ext.Name)}
+	}
+	res, err := s.upsert(tx, in, ext, value)
+	return recResult{id: res.id, idKnown: !res.created, err: err, created: res.created}
+}
+
+// repeatedKeys reports, for each input, whether its value of ext occurs in another
+// input too (nil inputs are skipped).
+func repeatedKeys(ins []*recordInput, ext *fieldDef) []bool {
+	keys := make([]string, len(ins))
+	count := map[string]int{}
+	for i, in := range ins {
+		if in == nil {
+			continue
 		}
 		if v := in.values[ext.Name]; v != nil {
 			if nv, err := ext.normalize(v); err == nil && nv != nil {
@@ -260,22 +312,11 @@ func (s *Server) handleCollectionUpsert(c *call, objName, extName string) *respo
 			}
 		}
 	}
-	results, failed := s.runRecords(c, body.AllOrNone, len(ins), func(tx *txn, i int) recResult {
-		in := ins[i]
-		if keys[i] != "" && count[keys[i]] > 1 {
-			return recResult{err: newErr("DUPLICATE_EXTERNAL_ID", "Duplicate external id specified: %v", in.values[ext.Name]).withFields(ext.Name)}
-		}
-		if err := s.recordLock("collections.upsert", obj.Name, ""); err != nil {
-			return recResult{err: err}
-		}
-		value := in.values[ext.Name]
-		if value == nil {
-			return recResult{err: newErr("MISSING_ARGUMENT", "%s not specified", ext.Name).withFields(ext.Name)}
-		}
-		res, err := s.upsert(tx, in, ext, value)
-		return recResult{id: res.id, idKnown: !res.created, err: err, created: res.created}
-	})
-	return collectionResponse(results, failed, true)
+	out := make([]bool, len(ins))
+	for i, k := range keys {
+		out[i] = k != "" && count[k] > 1
+	}
+	return out
 }
 
 // handleCollectionGet is GET /composite/sobjects/{Obj}?ids=…&fields=….

@@ -20,6 +20,9 @@ const (
 	DefaultDailyAPILimit = 100000
 	DefaultTokenTTL      = 2 * time.Hour
 	DefaultQueryPageSize = 2000
+	// DefaultBulkUploadLimit is the largest Bulk API 2.0 upload accepted, 150 MB, as on
+	// a real org.
+	DefaultBulkUploadLimit = 150 << 20
 
 	// DefaultProgramName is the Name of the LoyaltyProgram record that DefaultConfig seeds.
 	DefaultProgramName = "loyaltyhub"
@@ -66,6 +69,10 @@ type Config struct {
 	// QueryPageSize is the number of records per query page before nextRecordsUrl;
 	// a request's Sforce-Query-Options: batchSize=N (200..2000) lowers it. Default 2000.
 	QueryPageSize int
+	// BulkUploadLimit is the largest body of one Bulk API 2.0 upload (PUT
+	// /jobs/ingest/{id}/batches) accepted, in bytes after gzip decoding; a larger one
+	// is answered 413 REQUEST_TOO_LARGE. Default DefaultBulkUploadLimit (150 MB).
+	BulkUploadLimit int
 	// InstanceURL is the instance_url returned by the token endpoint. Default: the base
 	// URL of the request (scheme and Host header), which is the emulator's own address.
 	InstanceURL string
@@ -85,7 +92,8 @@ type Config struct {
 // DefaultConfig returns the documented defaults: username admin@loyaltyhub.example,
 // password emulator, empty security token, client id loyaltyhub-emulator, client secret
 // emulator-secret, API v63.0, 100,000 calls a day, tokens valid 2h, query pages of
-// 2000 records, the loyaltyhub custom fields and one seeded LoyaltyProgram.
+// 2000 records, Bulk API uploads of at most 150 MB, the loyaltyhub custom fields and one
+// seeded LoyaltyProgram.
 func DefaultConfig() Config {
 	return Config{
 		Username:      DefaultUsername,
@@ -98,6 +106,8 @@ func DefaultConfig() Config {
 		DailyAPILimit: DefaultDailyAPILimit,
 		TokenTTL:      DefaultTokenTTL,
 		QueryPageSize: DefaultQueryPageSize,
+
+		BulkUploadLimit: DefaultBulkUploadLimit,
 	}
 }
 
@@ -127,6 +137,9 @@ func (c *Config) setDefaults() {
 	if c.QueryPageSize == 0 {
 		c.QueryPageSize = DefaultQueryPageSize
 	}
+	if c.BulkUploadLimit == 0 {
+		c.BulkUploadLimit = DefaultBulkUploadLimit
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +164,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueryPageSize < 0 || c.QueryPageSize > 2000 {
 		errs = append(errs, fmt.Errorf("QueryPageSize %d: must be between 1 and 2000", c.QueryPageSize))
+	}
+	if c.BulkUploadLimit < 0 {
+		errs = append(errs, fmt.Errorf("BulkUploadLimit %d: must be positive", c.BulkUploadLimit))
 	}
 	if c.InstanceURL != "" && !strings.HasPrefix(c.InstanceURL, "http://") && !strings.HasPrefix(c.InstanceURL, "https://") {
 		errs = append(errs, fmt.Errorf("InstanceURL %q: want an http:// or https:// base URL", c.InstanceURL))

@@ -32,6 +32,33 @@
 //   - SOQL subset on /query and /queryAll with nextRecordsUrl paging (see [Server] docs on
 //     the grammar).
 //
+//   - Bulk API 2.0 ingest jobs (API 41.0 and later) under /jobs/ingest: create (200,
+//     state Open), PUT …/{id}/batches (text/csv with a header row, 201; several uploads
+//     are appended; Config.BulkUploadLimit, 150 MB by default, else 413), PATCH …/{id}
+//     {"state":"UploadComplete"|"Aborted"} (an "id" key is accepted), GET …/{id} (JobInfo
+//     with the record counts and, when Failed, errorMessage), GET /jobs/ingest (every job,
+//     one page), DELETE …/{id} (UploadComplete, JobComplete, Failed or Aborted jobs, 204),
+//     and the results CSVs …/successfulResults ("sf__Id","sf__Created", then the uploaded
+//     columns), …/failedResults ("sf__Id","sf__Error" as CODE:message, then the columns)
+//     and …/unprocessedrecords, rows in upload order, once the job is JobComplete, Failed
+//     or Aborted (409 INVALIDJOBSTATE before). A closed job is processed in the background
+//     (UploadComplete → InProgress → JobComplete), 200 rows per transaction, each row as
+//     one record of sObject Collections with allOrNone=false: same validation, error
+//     codes, OnWrite calls and record-level faults ("bulk.insert", "bulk.update",
+//     "bulk.upsert", "bulk.delete"). Cells are converted by the field's describe type; an
+//     empty cell leaves the field alone and #N/A sets it to null; a value of the wrong type
+//     fails its row (INVALID_FIELD: Failed to deserialize field …). Upserts match on the
+//     job's externalIdFieldName (or Id: rows without one are created), and a key repeated
+//     in the same 200 rows fails them with DUPLICATE_EXTERNAL_ID. The job fails as a whole
+//     (state Failed, InvalidBatch or ClientInputError message, every row unprocessed) on an
+//     unknown column, a malformed CSV or line endings that are not the job's lineEnding.
+//     Every delimiter of columnDelimiter is supported; results use the job's delimiter
+//     and line ending. Bulk calls are API calls (Sforce-Limit-Info, the daily limit,
+//     faults on "bulk" or "bulk.createJob", "bulk.upload", "bulk.updateJob",
+//     "bulk.getJob", "bulk.listJobs", "bulk.deleteJob", "bulk.results"); a job uses
+//     DailyBulkApiBatches (one batch per 10,000 rows). [Server.BulkJobs],
+//     [Server.BulkJob] and [Server.WaitBulkJobs] inspect the jobs from Go.
+//
 //   - The standard objects Account, Contact, LoyaltyProgram, LoyaltyProgramMember,
 //     TransactionJournal and Voucher with realistic describe metadata, plus custom fields
 //     and custom objects from [Fields] (see loyaltyhub-fields.yaml, embedded as
@@ -53,15 +80,20 @@
 //     POST   /__emulator/faults            add one: {"kind":"http_429","count":2} → 201 {"id":…}
 //     DELETE /__emulator/faults[/{id}]     clear all faults, or one
 //     GET    /__emulator/records/{Obj}     dump the live records of an object
-//     GET    /__emulator/stats             calls by kind, faults fired, records stored
-//     POST   /__emulator/reset             drop records, cursors, faults, usage and stats
+//     GET    /__emulator/jobs              list the Bulk API jobs with state and counts
+//     GET    /__emulator/stats             calls by kind, faults fired, records, jobs
+//     POST   /__emulator/reset             drop records, cursors, jobs, faults, usage and stats
 //     POST   /__emulator/usage             {"used":N}: set today's API usage
 //     POST   /__emulator/sessions/expire   expire every issued access token
 //
-// # Not done yet
+// # Not emulated
 //
-// TODO(bulk): Bulk API 2.0 (/jobs/ingest, /jobs/query) is not emulated: those paths answer
-// 404 NOT_FOUND. The Loyalty Management Connect resources (/loyalty-programs/…,
-// /connect/loyalty/…) are not emulated either. SOQL has no aggregate functions other than
-// COUNT(), no GROUP BY, no child subqueries and no date literals such as TODAY.
+// Bulk API 2.0 query jobs (/jobs/query) answer 404 NOT_FOUND; so do the original Bulk API
+// (/services/async) and the multipart create-job-with-data request. Ingest jobs have no
+// hardDelete operation, no relationship columns (Account.External_Id__c: give the Id),
+// no assignment rules (assignmentRuleId is checked and echoed, not applied), no retries
+// and no queryLocator paging of the job list; they can't be composite subrequests. The
+// Loyalty Management Connect resources (/loyalty-programs/…, /connect/loyalty/…) are not
+// emulated either. SOQL has no aggregate functions other than COUNT(), no GROUP BY, no
+// child subqueries and no date literals such as TODAY.
 package emulator

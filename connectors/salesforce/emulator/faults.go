@@ -23,7 +23,8 @@ const (
 	// FaultLockRow fails a whole write call with HTTP 400 UNABLE_TO_LOCK_ROW (counted).
 	FaultLockRow FaultKind = "unable_to_lock_row"
 	// FaultRecordLockRow fails single records with UNABLE_TO_LOCK_ROW: a per-record error
-	// in collections and composite, a 400 on single-record calls. Count counts records.
+	// in collections, composite and Bulk API jobs, a 400 on single-record calls. Count
+	// counts records.
 	FaultRecordLockRow FaultKind = "record_unable_to_lock_row"
 	// FaultRequestLimit answers 403 REQUEST_LIMIT_EXCEEDED as if the daily limit were reached.
 	FaultRequestLimit FaultKind = "request_limit_exceeded"
@@ -49,8 +50,10 @@ type Fault struct {
 	// Latency added by FaultLatency, e.g. 250ms. Required for that kind.
 	Latency time.Duration `json:"-"`
 	// Operations restricts the fault to these call kinds, as reported in Stats.Calls
-	// ("sobject.create", "collections.upsert", "composite", "query", "auth", ...); an entry
-	// without a dot matches the whole family ("collections"). Default: every REST call;
+	// ("sobject.create", "collections.upsert", "composite", "query", "bulk.upload",
+	// "auth", ...) or, for FaultRecordLockRow, the record operations of Bulk API jobs
+	// ("bulk.insert", "bulk.upsert", ...); an entry without a dot matches the whole family
+	// ("collections", "bulk"). Default: every REST call;
 	// the token endpoint ("auth") only when listed; for FaultLockRow every write call.
 	Operations []string `json:"operations,omitempty"`
 	// Objects restricts FaultRecordLockRow to records of these objects. Default: all.
@@ -245,7 +248,9 @@ type Stats struct {
 	// "describeGlobal", "describe", "sobject.info", "sobject.create", "sobject.get",
 	// "sobject.update", "sobject.upsert", "sobject.delete", "collections.create",
 	// "collections.update", "collections.upsert", "collections.delete",
-	// "collections.get", "composite", "query", "queryMore", "unauthorized",
+	// "collections.get", "composite", "query", "queryMore", the Bulk API 2.0 calls
+	// "bulk.createJob", "bulk.upload", "bulk.updateJob" (close or abort), "bulk.getJob",
+	// "bulk.listJobs", "bulk.deleteJob", "bulk.results", and "unauthorized",
 	// "limit_exceeded", "not_found".
 	Calls map[string]int `json:"calls"`
 	// Subrequests counts composite subrequests by kind (they are not API calls).
@@ -254,6 +259,9 @@ type Stats struct {
 	Faults map[string]int `json:"faults"`
 	// Records is the number of live (not deleted) records by object.
 	Records map[string]int `json:"records"`
+	// BulkJobs is the number of Bulk API 2.0 ingest jobs by state ("Open",
+	// "JobComplete", …); see Server.BulkJobs for the jobs themselves.
+	BulkJobs map[string]int `json:"bulkJobs"`
 	// TokensIssued counts access tokens issued by the token endpoint.
 	TokensIssued int `json:"tokensIssued"`
 }
@@ -293,6 +301,7 @@ func (s *Server) Stats() Stats {
 		out.Records[t.def.Name] = n
 	}
 	s.mu.RUnlock()
+	out.BulkJobs = s.bulkJobCounts()
 	return out
 }
 
@@ -308,6 +317,7 @@ func (s *Server) rollWindow() {
 	if now := time.Now(); s.windowStart.IsZero() || now.Sub(s.windowStart) >= 24*time.Hour {
 		s.windowStart = now
 		s.usage = 0
+		s.bulkBatches = 0
 	}
 }
 

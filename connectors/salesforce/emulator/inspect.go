@@ -104,8 +104,10 @@ func (s *Server) Insert(object string, fields map[string]any) (string, error) {
 }
 
 // Reset drops every record (the seed records are created again), open query cursors,
-// faults, the API usage and the counters. Access tokens stay valid.
+// Bulk API jobs, faults, the API usage and the counters. Access tokens stay valid.
 func (s *Server) Reset() error {
+	// jobs first, so that a job being processed stops before the new store exists
+	s.resetBulk()
 	if err := s.resetData(); err != nil {
 		return err
 	}

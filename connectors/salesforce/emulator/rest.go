@@ -70,7 +70,7 @@ func (s *Server) route(method string, segs []string) route {
 	case "composite":
 		return s.routeComposite(method, segs[1:])
 	case "jobs":
-		return notFoundRoute("The requested resource does not exist (Bulk API 2.0 is not emulated yet)")
+		return s.routeJobs(method, segs[1:])
 	}
 	return notFoundRoute("")
 }
@@ -240,7 +240,7 @@ func (s *Server) handleLimits(c *call) *response {
 		"ConcurrentSyncReportRuns", mr(20, 20),
 		"DailyApiRequests", mr(limit, max(limit-used, 0)),
 		"DailyAsyncApexExecutions", mr(250000, 250000),
-		"DailyBulkApiBatches", mr(15000, 15000),
+		"DailyBulkApiBatches", mr(bulkBatchAllocation, max(bulkBatchAllocation-s.bulkBatchesUsed(), 0)),
 		"DailyBulkV2QueryFileStorageMB", mr(976562, 976562),
 		"DailyBulkV2QueryJobs", mr(10000, 10000),
 		"DailyStreamingApiEvents", mr(1000000, 1000000),

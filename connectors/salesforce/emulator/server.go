@@ -75,6 +75,16 @@ type Server struct {
 	cursors  map[string]*cursor
 	curSeq   uint64
 
+	// bulkMu guards the Bulk API 2.0 ingest jobs. Job processing takes mu before
+	// bulkMu; nothing takes mu while holding bulkMu.
+	bulkMu   sync.Mutex
+	bulkJobs map[string]*bulkJob
+	bulkSeq  uint64
+	bulkWG   sync.WaitGroup // job processing goroutines, waited for by Close
+	// bulkBatches counts the Bulk API batches used in the current usage window
+	// (guarded by usageMu, like usage).
+	bulkBatches int
+
 	srvMu   sync.Mutex
 	httpSrv *http.Server
 	baseURL string
@@ -106,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[string]time.Time{},
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		cursors:  map[string]*cursor{},
+		bulkJobs: map[string]*bulkJob{},
 	}
 	s.stats = newStats()
 	for _, f := range cfg.Faults {
@@ -304,6 +315,9 @@ func (s *Server) Close() error {
 		_ = srv.Close()
 		return fmt.Errorf("emulator: shutdown: %w", err)
 	}
+	// No request runs any more: let the Bulk API jobs being processed finish, so
+	// that nothing writes to the org after Close returns.
+	s.bulkWG.Wait()
 	return nil
 }
 
@@ -321,7 +335,11 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 type response struct {
 	status int
 	body   any // nil: no body
-	header map[string]string
+	// raw, when not nil, is sent as is with contentType instead of body as JSON
+	// (the CSV results of Bulk API jobs).
+	raw         []byte
+	contentType string
+	header      map[string]string
 	// recordFailures is set by sObject Collections when a record failed: an allOrNone
 	// composite request then fails as a whole.
 	recordFailures bool
@@ -431,7 +449,11 @@ func (s *Server) handleREST(w http.ResponseWriter, r *http.Request) {
 	}
 	s.addUsage()
 	s.countCall(rt.kind)
-	body, err := readBody(r)
+	limit := int64(maxBodyBytes)
+	if rt.kind == kindBulkUpload {
+		limit = int64(s.cfg.BulkUploadLimit)
+	}
+	body, err := readBody(r, limit)
 	if err != nil {
 		s.write(w, r, err, true)
 		return
@@ -443,14 +465,15 @@ func (s *Server) handleREST(w http.ResponseWriter, r *http.Request) {
 
 func errLimit() *sfError { return newErr("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.") }
 
-// readBody returns the request body, gunzipped when Content-Encoding says gzip.
-func readBody(r *http.Request) ([]byte, *response) {
+// readBody returns the request body, gunzipped when Content-Encoding says gzip; a
+// body larger than limit bytes (before or after decoding) is a 413.
+func readBody(r *http.Request, limit int64) ([]byte, *response) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
-		return nil, errResp(http.StatusRequestEntityTooLarge, newErr("REQUEST_TOO_LARGE", "The request body could not be read or is larger than %d bytes: %v", maxBodyBytes, err))
+		return nil, errResp(http.StatusRequestEntityTooLarge, newErr("REQUEST_TOO_LARGE", "The request body could not be read or is larger than %d bytes: %v", limit, err))
 	}
 	var rd io.Reader = bytes.NewReader(raw)
 	// clients such as go-salesforce send Content-Encoding: gzip on bodiless GETs too
@@ -460,19 +483,19 @@ func readBody(r *http.Request) ([]byte, *response) {
 			return nil, errResp(http.StatusBadRequest, newErr("JSON_PARSER_ERROR", "Content-Encoding is gzip but the body is not gzip data: %v", err))
 		}
 		defer gz.Close()
-		rd = io.LimitReader(gz, maxBodyBytes+1)
+		rd = io.LimitReader(gz, limit+1)
 	}
 	b, err := io.ReadAll(rd)
 	if err != nil {
 		return nil, errResp(http.StatusBadRequest, newErr("JSON_PARSER_ERROR", "Could not read the request body: %v", err))
 	}
-	if len(b) > maxBodyBytes {
-		return nil, errResp(http.StatusRequestEntityTooLarge, newErr("REQUEST_TOO_LARGE", "The request body is larger than %d bytes", maxBodyBytes))
+	if int64(len(b)) > limit {
+		return nil, errResp(http.StatusRequestEntityTooLarge, newErr("REQUEST_TOO_LARGE", "The request body is larger than %d bytes", limit))
 	}
 	return b, nil
 }
 
-// write sends resp as JSON; limitInfo adds the Sforce-Limit-Info header.
+// write sends resp as JSON (or its raw body); limitInfo adds the Sforce-Limit-Info header.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, limitInfo bool) {
 	h := w.Header()
 	for k, v := range resp.header {
@@ -482,17 +505,24 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, l
 		used, limit := s.apiUsage()
 		h.Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", used, limit))
 	}
-	if resp.body == nil {
+	var b []byte
+	switch {
+	case resp.raw != nil:
+		b = resp.raw
+		h.Set("Content-Type", resp.contentType)
+	case resp.body == nil:
 		w.WriteHeader(resp.status)
 		return
+	default:
+		var err error
+		b, err = json.Marshal(resp.body)
+		if err != nil {
+			s.log.Error("salesforce emulator: encoding response", "err", err)
+			b, _ = json.Marshal(errResp(500, newErr("UNKNOWN_EXCEPTION", "An unexpected error occurred: %v", err)).body)
+			resp = &response{status: 500}
+		}
+		h.Set("Content-Type", "application/json;charset=UTF-8")
 	}
-	b, err := json.Marshal(resp.body)
-	if err != nil {
-		s.log.Error("salesforce emulator: encoding response", "err", err)
-		b, _ = json.Marshal(errResp(500, newErr("UNKNOWN_EXCEPTION", "An unexpected error occurred: %v", err)).body)
-		resp = &response{status: 500}
-	}
-	h.Set("Content-Type", "application/json;charset=UTF-8")
 	if acceptsGzip(r) && len(b) > 0 {
 		var buf bytes.Buffer
 		gz := gzip.NewWriter(&buf)
