@@ -175,12 +175,23 @@ func login(ctx context.Context, cfg Config) (*session, error) {
 // Every HTTP request made is added to *calls. A non-2xx answer or a transport
 // failure is returned as a *connectors.Error wrapping an *APIError.
 func (c *Connector) call(ctx context.Context, op, method, path string, body []byte, calls *int) (*response, error) {
+	return c.callAs(ctx, op, method, path, jsonType, jsonType, body, calls)
+}
+
+const (
+	jsonType = "application/json"
+	csvType  = "text/csv"
+)
+
+// callAs is call with the body's content type and the answer's (Accept):
+// Bulk API 2.0 sends and returns CSV.
+func (c *Connector) callAs(ctx context.Context, op, method, path, contentType, accept string, body []byte, calls *int) (*response, error) {
 	s, cfg, err := c.current(ctx, op)
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		resp, apiErr := c.do(ctx, s, cfg, method, path, body)
+		resp, apiErr := c.do(ctx, s, cfg, method, path, contentType, accept, body)
 		*calls++
 		if apiErr == nil {
 			return resp, nil
@@ -199,7 +210,7 @@ func (c *Connector) call(ctx context.Context, op, method, path string, body []by
 }
 
 // do makes one HTTP request and reads the whole answer.
-func (c *Connector) do(ctx context.Context, s *session, cfg Config, method, path string, body []byte) (*response, *APIError) {
+func (c *Connector) do(ctx context.Context, s *session, cfg Config, method, path, contentType, accept string, body []byte) (*response, *APIError) {
 	url := s.instanceURL + path
 	if !strings.HasPrefix(path, "/services/") {
 		url = s.instanceURL + "/services/data/" + cfg.APIVersion + path
@@ -217,10 +228,10 @@ func (c *Connector) do(ctx context.Context, s *session, cfg Config, method, path
 		return nil, apiErr
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "loyaltyhub/"+Version+" go-salesforce")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	hr, err := s.httpClient.Do(req)
 	if err != nil {

@@ -32,6 +32,10 @@ const (
 	DefaultTimeout    = 30 * time.Second
 	// MaxBatchSize is the sObject Collections limit: records per call.
 	MaxBatchSize = 200
+	// DefaultBulkThreshold is the smallest batch written through Bulk API
+	// 2.0 rather than sObject Collections.
+	DefaultBulkThreshold = 2000
+	DefaultBulkTimeout   = 10 * time.Minute
 )
 
 // Config is the connector's config block, given to Configure as JSON.
@@ -64,8 +68,18 @@ type Config struct {
 	// Timeout bounds each HTTP call (login included), as a Go duration
 	// string ("30s", "1m"). Default "30s".
 	Timeout string `json:"timeout"`
+	// BulkThreshold: a batch of at least this many upserts, inserts or
+	// updates is written as one Bulk API 2.0 ingest job (a backlog being
+	// drained, an initial load), a smaller one through sObject Collections.
+	// 0 means the default, 2000; -1 never uses Bulk API 2.0. At most
+	// MaxBatch.
+	BulkThreshold int `json:"bulk_threshold"`
+	// BulkTimeout is how long a Write waits for its Bulk API 2.0 job to
+	// finish, as a Go duration. Default "10m".
+	BulkTimeout string `json:"bulk_timeout"`
 
-	timeout time.Duration
+	timeout     time.Duration
+	bulkTimeout time.Duration
 }
 
 // ParseConfig decodes a config block strictly (unknown fields are errors),
@@ -111,7 +125,7 @@ func jsonTypeName(kind string) string {
 	return kind
 }
 
-var configFieldNames = []string{"login_url", "auth", "client_id", "client_secret", "username", "password", "security_token", "api_version", "batch_size", "timeout"}
+var configFieldNames = []string{"login_url", "auth", "client_id", "client_secret", "username", "password", "security_token", "api_version", "batch_size", "timeout", "bulk_threshold", "bulk_timeout"}
 
 func (c *Config) setDefaults() {
 	c.LoginURL = strings.TrimRight(strings.TrimSpace(c.LoginURL), "/")
@@ -129,6 +143,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == "" {
 		c.Timeout = DefaultTimeout.String()
+	}
+	if c.BulkThreshold == 0 {
+		c.BulkThreshold = DefaultBulkThreshold
+	}
+	if c.BulkTimeout == "" {
+		c.BulkTimeout = DefaultBulkTimeout.String()
 	}
 }
 
@@ -186,6 +206,16 @@ func (c *Config) Validate() error {
 		bad("timeout %q is out of range: set a duration above 0 and at most 10m (Salesforce's own call limit)", c.Timeout)
 	} else {
 		c.timeout = d
+	}
+	if c.BulkThreshold < -1 || c.BulkThreshold > MaxBatch {
+		bad("bulk_threshold %d is out of range: set 1..%d records (the smallest batch written through Bulk API 2.0), or -1 to never use it", c.BulkThreshold, MaxBatch)
+	}
+	if d, err := time.ParseDuration(c.BulkTimeout); err != nil {
+		bad("bulk_timeout %q is not a duration: set it like \"10m\"", c.BulkTimeout)
+	} else if d < time.Second || d > 24*time.Hour {
+		bad("bulk_timeout %q is out of range: set a duration from 1s to 24h", c.BulkTimeout)
+	} else {
+		c.bulkTimeout = d
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("salesforce config: %w", errors.Join(errs...))
@@ -276,6 +306,20 @@ const configSchema = `{
       "description": "Records per sObject Collections call (one API call each).",
       "default": 200,
       "example": 200
+    },
+    "bulk_threshold": {
+      "type": "integer",
+      "minimum": -1,
+      "maximum": 10000,
+      "default": 2000,
+      "description": "Smallest batch of upserts, inserts or updates written as one Bulk API 2.0 ingest job instead of sObject Collections calls; -1 never uses Bulk API 2.0.",
+      "example": 2000
+    },
+    "bulk_timeout": {
+      "type": "string",
+      "default": "10m",
+      "description": "How long a write waits for its Bulk API 2.0 job to finish, a Go duration.",
+      "example": "10m"
     },
     "timeout": {
       "type": "string",

@@ -66,6 +66,21 @@ func connect(t *testing.T, srv *emulator.Server, settings map[string]any) (*sale
 	t.Helper()
 	logs := &syncBuffer{}
 	c := salesforce.New(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err := c.Configure(context.Background(), settingsJSON(srv, settings)); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, logs
+}
+
+// configure is connect that returns Configure's error.
+func configure(srv *emulator.Server, settings map[string]any) (*salesforce.Connector, error) {
+	c := salesforce.New(nil)
+	return c, c.Configure(context.Background(), settingsJSON(srv, settings))
+}
+
+// settingsJSON is a config block for srv with settings on top.
+func settingsJSON(srv *emulator.Server, settings map[string]any) json.RawMessage {
 	cfg := map[string]any{
 		"login_url":     srv.URL(),
 		"client_id":     emulator.DefaultClientID,
@@ -76,11 +91,7 @@ func connect(t *testing.T, srv *emulator.Server, settings map[string]any) (*sale
 		cfg[k] = v
 	}
 	raw, _ := json.Marshal(cfg)
-	if err := c.Configure(context.Background(), raw); err != nil {
-		t.Fatalf("Configure: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c, logs
+	return raw
 }
 
 func member(key string, points float64, tier string) connectors.Record {

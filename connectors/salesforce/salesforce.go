@@ -34,8 +34,10 @@ const Name = "salesforce"
 const Version = "0.1.0"
 
 // MaxBatch is the largest batch Write accepts; it splits a batch into
-// sObject Collections calls of Config.BatchSize records each.
-const MaxBatch = 2000
+// sObject Collections calls of Config.BatchSize records each, or writes it
+// as one Bulk API 2.0 job (Config.BulkThreshold). 10,000 records is the
+// chunk go-salesforce and Salesforce's own tools put in one job.
+const MaxBatch = 10000
 
 func init() {
 	connectors.Register(connectors.Spec{

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,8 @@ var apiNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,119}$`)
 var recordIDRE = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
 
 // Write applies req through sObject Collections, Config.BatchSize records a
-// call, and returns one Result per record. Upsert matches on
+// call, or, for a batch of Config.BulkThreshold records or more, through one
+// Bulk API 2.0 job (see bulk.go), and returns one Result per record. Upsert matches on
 // req.ExternalIDField (its value defaults to Record.Key); Insert creates;
 // Update and Delete address Record.TargetID, and Delete looks the Id up by
 // SOQL on req.ExternalIDField when TargetID is empty (a record not found is
@@ -65,6 +67,11 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	}
 	w := &batchWriter{c: c, op: op, req: req, results: make([]connectors.Result, len(req.Records))}
 	var failure error
+	if useBulk(cfg, req) {
+		// One Bulk API 2.0 job; the records it leaves (a key repeated in
+		// the batch) go through sObject Collections below.
+		_, failure = w.bulk(ctx, cfg)
+	}
 	for start := 0; start < len(req.Records) && failure == nil; start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(req.Records))
 		if req.Operation == connectors.Delete {
@@ -74,6 +81,10 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 		// A record whose key is already in the call waits for the next
 		// call: Salesforce refuses a key twice in one call, and order matters.
 		for _, layer := range w.layers(start, end) {
+			// Records with a result (written by a bulk job) are done.
+			if layer = slices.DeleteFunc(layer, func(i int) bool { return w.results[i].Status != 0 }); len(layer) == 0 {
+				continue
+			}
 			w.budget = isolationCalls
 			if failure = w.send(ctx, layer); failure != nil {
 				break

@@ -1,0 +1,384 @@
+package salesforce
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
+)
+
+// Bulk API 2.0: a large batch (Config.BulkThreshold records or more) is
+// written as one ingest job: create the job, upload the records as CSV,
+// close it, wait for Salesforce to process it, then read the successful and
+// failed results and match them to the records. One job costs a handful of
+// API calls however many records it holds, where sObject Collections cost
+// one call per 200.
+//
+// Each result row repeats the record's columns as uploaded: that is how a
+// row is matched to its record (identical rows are interchangeable). A
+// record whose key appears twice in the batch is left to sObject Collections
+// after the job, in order, as Salesforce would refuse the pair in one job.
+
+// bulkPollInterval is the first wait between two reads of a job's state; it
+// doubles up to bulkPollMax.
+var (
+	bulkPollInterval = 250 * time.Millisecond
+	bulkPollMax      = 5 * time.Second
+)
+
+// bulkJob is the part of a JobInfo the connector reads.
+type bulkJob struct {
+	ID                     string `json:"id"`
+	State                  string `json:"state"`
+	ErrorMessage           string `json:"errorMessage"`
+	NumberRecordsProcessed int    `json:"numberRecordsProcessed"`
+	NumberRecordsFailed    int    `json:"numberRecordsFailed"`
+}
+
+// useBulk reports whether Write sends req through Bulk API 2.0.
+func useBulk(cfg Config, req connectors.WriteRequest) bool {
+	if cfg.BulkThreshold < 0 || len(req.Records) < cfg.BulkThreshold {
+		return false
+	}
+	switch req.Operation {
+	case connectors.Upsert, connectors.Insert, connectors.Update:
+		return true
+	}
+	return false
+}
+
+// bulk writes the records of w.req not yet given a result through one
+// ingest job, and returns the indexes of the records it left to sObject
+// Collections (repeated keys). A non-nil error means the job failed as a
+// whole for a passing cause: no record of it is known to be written.
+func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
+	req := w.req
+	rows, cols, idx, later := w.bulkRows(ctx)
+	if len(idx) == 0 {
+		return later, nil
+	}
+	var body bytes.Buffer
+	cw := csv.NewWriter(&body)
+	_ = cw.Write(cols)
+	_ = cw.WriteAll(rows)
+	if err := cw.Error(); err != nil {
+		return later, connectors.E(w.op, connectors.Permanent, fmt.Errorf("encoding the CSV: %w", err))
+	}
+
+	spec := map[string]string{"object": req.Object, "operation": string(req.Operation), "contentType": "CSV", "lineEnding": "LF"}
+	if req.Operation == connectors.Upsert {
+		spec["externalIdFieldName"] = req.ExternalIDField
+	}
+	specJSON, _ := json.Marshal(spec)
+	resp, err := w.c.call(ctx, w.op, http.MethodPost, "/jobs/ingest", specJSON, &w.calls)
+	if err != nil {
+		return later, wholeRequestFailure(err, w.results, idx)
+	}
+	var job bulkJob
+	if err := json.Unmarshal(resp.body, &job); err != nil || job.ID == "" {
+		return later, connectors.E(w.op, connectors.Transient, fmt.Errorf("creating a Bulk API 2.0 job: the answer has no job id: %.200s", resp.body))
+	}
+	path := "/jobs/ingest/" + job.ID
+	if _, err := w.c.callAs(ctx, w.op, http.MethodPut, path+"/batches", csvType, jsonType, body.Bytes(), &w.calls); err != nil {
+		w.abort(path)
+		return later, wholeRequestFailure(err, w.results, idx)
+	}
+	if _, err := w.c.call(ctx, w.op, http.MethodPatch, path, []byte(`{"state":"UploadComplete"}`), &w.calls); err != nil {
+		w.abort(path)
+		return later, wholeRequestFailure(err, w.results, idx)
+	}
+	w.c.logger.Info("bulk API 2.0 job uploaded", "job", job.ID, "object", req.Object, "operation", req.Operation, "records", len(idx))
+
+	job, err = w.waitJob(ctx, cfg, path)
+	if err != nil {
+		return later, err
+	}
+	switch job.State {
+	case "JobComplete":
+	case "Failed":
+		// The job as a whole was refused (InvalidBatch: an unknown field,
+		// a bad header): every record fails with its message.
+		r := connectors.Result{Status: connectors.StatusPermanent, Code: "BULK_JOB_FAILED",
+			Message: fmt.Sprintf("Bulk API 2.0 job %s failed: %s", job.ID, job.ErrorMessage)}
+		if Classify(Failure{Message: job.ErrorMessage}) != connectors.Permanent {
+			r.Status = connectors.StatusRetryable
+		}
+		for _, i := range idx {
+			w.results[i] = r
+		}
+		return later, nil
+	default: // Aborted by someone else
+		return later, connectors.E(w.op, connectors.Transient, fmt.Errorf("Bulk API 2.0 job %s ended %s", job.ID, job.State))
+	}
+
+	// Match the result rows to the records by their columns as uploaded.
+	pending := make(map[string][]int, len(idx))
+	for k, row := range rows {
+		key := rowKey(row)
+		pending[key] = append(pending[key], idx[k])
+	}
+	take := func(row []string) (int, bool) {
+		is := pending[rowKey(row)]
+		if len(is) == 0 {
+			return 0, false
+		}
+		pending[rowKey(row)] = is[1:]
+		return is[0], true
+	}
+	if err := w.results2(ctx, path+"/successfulResults", "sf__Created", len(cols), func(id, _ string, row []string) {
+		if i, ok := take(row); ok {
+			w.results[i] = connectors.Result{Status: connectors.StatusApplied, TargetID: id}
+		}
+	}); err != nil {
+		return later, w.unknownAfterJob(job.ID, idx, err)
+	}
+	if err := w.results2(ctx, path+"/failedResults", "sf__Error", len(cols), func(_, msg string, row []string) {
+		if i, ok := take(row); ok {
+			code, text, _ := strings.Cut(msg, ":")
+			w.results[i] = recordFailure([]sfError{{StatusCode: strings.TrimSpace(code), Message: strings.TrimSpace(text)}})
+		}
+	}); err != nil {
+		return later, w.unknownAfterJob(job.ID, idx, err)
+	}
+	for _, i := range idx {
+		if w.results[i].Status == 0 { // unprocessed
+			w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: "BULK_UNPROCESSED",
+				Message: fmt.Sprintf("Bulk API 2.0 job %s did not process this record", job.ID)}
+		}
+	}
+	return later, nil
+}
+
+// bulkRows builds the CSV of the records without a result: the header (the
+// key column first, then the fields of every record, sorted) and one row per
+// record, with the indexes of the records in the rows. Records it cannot
+// send get a Result; records whose key repeats are returned in later.
+func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []string, idx, later []int) {
+	req := w.req
+	keyCol := ""
+	switch req.Operation {
+	case connectors.Upsert:
+		keyCol = req.ExternalIDField
+	case connectors.Update:
+		keyCol = "Id"
+	}
+	type rec struct {
+		i      int
+		fields map[string]string
+	}
+	var recs []rec
+	seen := map[string]bool{}
+	colSet := map[string]bool{}
+	for i := range req.Records {
+		if w.results[i].Status != 0 {
+			continue
+		}
+		m, ok := w.bulkFields(ctx, i)
+		if !ok {
+			continue
+		}
+		if keyCol != "" {
+			k := strings.ToLower(m[keyCol])
+			if seen[k] {
+				later = append(later, i)
+				continue
+			}
+			seen[k] = true
+		}
+		for c := range m {
+			colSet[c] = true
+		}
+		recs = append(recs, rec{i, m})
+	}
+	if keyCol != "" && len(recs) > 0 {
+		cols = append(cols, keyCol)
+		delete(colSet, keyCol)
+	}
+	rest := make([]string, 0, len(colSet))
+	for c := range colSet {
+		rest = append(rest, c)
+	}
+	slices.Sort(rest)
+	cols = append(cols, rest...)
+	for _, r := range recs {
+		row := make([]string, len(cols))
+		for k, c := range cols {
+			row[k] = r.fields[c]
+		}
+		rows = append(rows, row)
+		idx = append(idx, r.i)
+	}
+	return rows, cols, idx, later
+}
+
+// bulkFields is record i as CSV cells by column: a nil value is "#N/A"
+// (Bulk API 2.0's null), a relationship by external id
+// ({"Ext_Id__c": "P-1"} in Program__r) the column Program__r.Ext_Id__c.
+func (w *batchWriter) bulkFields(ctx context.Context, i int) (map[string]string, bool) {
+	req, r := w.req, w.req.Records[i]
+	m := make(map[string]string, len(r.Fields)+1)
+	for name, v := range r.Fields {
+		if req.Operation == connectors.Upsert && r.TargetID != "" && w.createOnlyFields(ctx)[strings.ToLower(name)] {
+			continue // the record exists: create-only fields would be refused
+		}
+		if rel, ok := v.(map[string]any); ok && len(rel) == 1 {
+			for f, fv := range rel {
+				s, ok := csvCell(fv)
+				if !ok {
+					w.results[i] = localFailure(CodeUnencodable, fmt.Sprintf("record %q: field %s.%s holds %T, which a CSV cell cannot", r.Key, name, f, fv))
+					return nil, false
+				}
+				m[name+"."+f] = s
+			}
+			continue
+		}
+		s, ok := csvCell(v)
+		if !ok {
+			w.results[i] = localFailure(CodeUnencodable, fmt.Sprintf("record %q: field %s holds %T, which a CSV cell cannot", r.Key, name, v))
+			return nil, false
+		}
+		m[name] = s
+	}
+	switch req.Operation {
+	case connectors.Upsert:
+		if v := m[req.ExternalIDField]; v == "" || v == "#N/A" {
+			if r.Key == "" {
+				w.results[i] = localFailure(CodeMissingExternalID, fmt.Sprintf("record has no key and no %s value: an upsert needs the external id", req.ExternalIDField))
+				return nil, false
+			}
+			m[req.ExternalIDField] = r.Key
+		}
+	case connectors.Update:
+		if r.TargetID == "" {
+			w.results[i] = localFailure(CodeMissingTargetID, fmt.Sprintf("record %q has no target id: an update needs the Salesforce Id (use upsert by external id instead)", r.Key))
+			return nil, false
+		}
+		m["Id"] = r.TargetID
+	}
+	return m, true
+}
+
+// csvCell writes a JSON-compatible scalar as Bulk API 2.0 reads it.
+func csvCell(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "#N/A", true
+	case string:
+		if x == "" {
+			return "#N/A", true // an empty cell would leave the field as it is
+		}
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32), true
+	case int:
+		return strconv.Itoa(x), true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case json.Number:
+		return x.String(), true
+	}
+	return "", false
+}
+
+// rowKey identifies a row by its cells.
+func rowKey(row []string) string { return strings.Join(row, "\x1f") }
+
+// waitJob reads the job's state until it is over, waiting longer between
+// reads, up to Config.BulkTimeout.
+func (w *batchWriter) waitJob(ctx context.Context, cfg Config, path string) (bulkJob, error) {
+	deadline := time.Now().Add(cfg.bulkTimeout)
+	wait := bulkPollInterval
+	for {
+		resp, err := w.c.call(ctx, w.op, http.MethodGet, path, nil, &w.calls)
+		if err != nil {
+			return bulkJob{}, err
+		}
+		var job bulkJob
+		if err := json.Unmarshal(resp.body, &job); err != nil {
+			return bulkJob{}, connectors.E(w.op, connectors.Transient, fmt.Errorf("reading Bulk API 2.0 job %s: %w", path, err))
+		}
+		switch job.State {
+		case "JobComplete", "Failed", "Aborted":
+			return job, nil
+		}
+		if time.Now().After(deadline) {
+			// The job may still finish: its records are retried, which an
+			// upsert makes harmless.
+			return bulkJob{}, connectors.E(w.op, connectors.Transient, fmt.Errorf("Bulk API 2.0 job %s still %s after %s (bulk_timeout)", job.ID, job.State, cfg.bulkTimeout))
+		}
+		select {
+		case <-ctx.Done():
+			return bulkJob{}, connectors.E(w.op, connectors.Transient, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, bulkPollMax)
+	}
+}
+
+// results2 reads a results CSV: sf__Id, then flag (sf__Created or
+// sf__Error), then the columns as uploaded.
+func (w *batchWriter) results2(ctx context.Context, path, flag string, ncols int, fn func(id, flag string, row []string)) error {
+	resp, err := w.c.callAs(ctx, w.op, http.MethodGet, path, jsonType, csvType, nil, &w.calls)
+	if err != nil {
+		return err
+	}
+	r := csv.NewReader(bytes.NewReader(resp.body))
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(header) != ncols+2 || header[0] != "sf__Id" || header[1] != flag {
+		return fmt.Errorf("reading %s: header %q is not sf__Id, %s and the %d columns uploaded", path, header, flag, ncols)
+	}
+	for {
+		row, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if len(row) != ncols+2 {
+			return fmt.Errorf("reading %s: a row of %d cells, want %d", path, len(row), ncols+2)
+		}
+		fn(row[0], row[1], row[2:])
+	}
+}
+
+// unknownAfterJob: the job ran but its results could not be read. The
+// records may be written: they are retried (an upsert makes that harmless).
+func (w *batchWriter) unknownAfterJob(job string, idx []int, err error) error {
+	w.c.logger.Warn("cannot read the results of a bulk API 2.0 job: its records are retried", "job", job, "error", err)
+	for _, i := range idx {
+		if w.results[i].Status == 0 {
+			w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: "BULK_RESULTS_UNREAD",
+				Message: fmt.Sprintf("the results of Bulk API 2.0 job %s could not be read: %v", job, err)}
+		}
+	}
+	return nil
+}
+
+// abort gives up an open job after a failed upload, best effort.
+func (w *batchWriter) abort(path string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = w.c.call(ctx, w.op, http.MethodPatch, path, []byte(`{"state":"Aborted"}`), &w.calls)
+}
