@@ -144,16 +144,17 @@ func (l *leasedSubscriber) await(ctx context.Context) bool {
 // lease every TTL/3 and stops when a renewal is refused, or when renewals
 // fail for as long as the lease lasts (it may have expired by then).
 func (l *leasedSubscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) {
+	// (newSub's result is not compared with nil: a typed nil in an
+	// interface is not nil.)
 	sub, err := l.newSub()
 	var in <-chan *message.Message
 	if err == nil {
-		in, err = sub.Subscribe(ctx, topic)
+		if in, err = sub.Subscribe(ctx, topic); err != nil {
+			_ = sub.Close()
+		}
 	}
 	if err != nil {
 		l.log.Error("subscribing failed; retrying", "topic", topic, "err", err)
-		if sub != nil {
-			_ = sub.Close()
-		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(l.cfg.TTL / 3):

@@ -155,3 +155,25 @@ func TestLeasedPollerReadsOnOneReplica(t *testing.T) {
 	stopA() // gives the lease up
 	require.Eventually(t, func() bool { return rb.reads.Load() > 0 }, 2*time.Second, 10*time.Millisecond, "replica-b takes over")
 }
+
+// TestLeasedSubscriberSurvivesAFailingFactory: while the inner subscriber
+// cannot be made (a bad inflight, the bus down), the leased one logs and
+// tries again; it does not panic on the typed nil the factory returns.
+func TestLeasedSubscriberSurvivesAFailingFactory(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "state.db"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	var tries atomic.Int32
+	f := pipeline.Leased(func(consumer string, inflight int) (message.Subscriber, error) {
+		tries.Add(1)
+		var sub *bus.Subscriber // what bus.Subscriber returns with its error
+		return sub, errors.New("inflight out of range")
+	}, pipeline.LeaseConfig{Leaser: st, Holder: "a", TTL: 300 * time.Millisecond}, nil)
+	sub, err := f("sync_members", 50)
+	require.NoError(t, err)
+	_, err = sub.Subscribe(context.Background(), "ledger.member")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tries.Load() >= 3 }, 5*time.Second, 10*time.Millisecond, "it keeps trying")
+	require.NoError(t, sub.Close())
+}

@@ -6,6 +6,7 @@ package main
 // Salesforce emulator, and ledger traffic posted over HTTP.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,6 +128,10 @@ type hubSetup struct {
 	busURL, stream, prefix string // external bus (busURL != "")
 	storeDriver, storeDSN  string // default sqlite in the data dir
 	leaseTTL               time.Duration
+	// batch is the sync's batch block; default {size: 200, window: 50ms}.
+	batch string
+	// bulkThreshold is the connector's bulk_threshold; 0: the default.
+	bulkThreshold int
 }
 
 type hub struct {
@@ -175,6 +180,7 @@ connectors:
       login_url: %q
       client_id: %s
       client_secret: %s
+      bulk_threshold: %d
 syncs:
   %s:
     from: ledger.member
@@ -182,9 +188,10 @@ syncs:
     object: %s
     external_id: %s
     mapping: %q
-    batch: {size: 200, window: 50ms}
+    batch: %s
     retry: {max_attempts: 20, initial_interval: 50ms, max_interval: 1s}
-`, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, syncLPM, lpm, extID, mapping)
+`, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, cmp.Or(s.bulkThreshold, 2000), syncLPM, lpm, extID, mapping,
+		cmp.Or(s.batch, "{size: 200, window: 50ms}"))
 	h.writeConfig(b.String())
 	return h
 }
@@ -389,6 +396,30 @@ func TestEndToEnd10000Events(t *testing.T) {
 	c := checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
 	// Without a crash, every write is one applied event: nothing written twice.
 	require.Equal(t, int64(writes), c.Applied, "versions written to the org = events applied")
+}
+
+// TestEndToEndBacklogThroughBulkAPI: a sync with large batches drains a
+// backlog through Bulk API 2.0 jobs, with the same outcome as through
+// sObject Collections: the newest version of every member, each event
+// counted once.
+func TestEndToEndBacklogThroughBulkAPI(t *testing.T) {
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{batch: "{size: 5000, window: 2s}", bulkThreshold: 300})
+	h.start()
+	plan := e2ePlan()
+	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 500}
+	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
+	waitConverged(t, o, plan, 2*time.Minute)
+	h.waitDrained(plan, time.Minute)
+	h.stop(syscall.SIGTERM)
+	o.neverOlder(t)
+	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
+	jobs := o.BulkJobs()
+	require.NotEmpty(t, jobs, "the backlog went through Bulk API 2.0")
+	for _, j := range jobs {
+		assert.Equal(t, "JobComplete", j.State)
+	}
+	t.Logf("%d bulk jobs; collection upserts: %d", len(jobs), o.Stats().Calls["collections.upsert"])
 }
 
 func TestEndToEndSurvivesSIGKILL(t *testing.T) {

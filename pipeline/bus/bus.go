@@ -187,15 +187,16 @@ func (b *Bus) Publisher() *Publisher { return b.pub }
 
 // Subscriber returns a subscriber that reads through the durable consumer
 // named consumer (letters, digits, '-' and '_'), created on its first
-// Subscribe. At most inflight messages (1 to Config.MaxAckPending) are handed
-// out and not yet acked at any time, per Subscribe call. Processes that use
+// Subscribe. At most inflight messages (1 to MaxInflight) are handed out and
+// not yet acked at any time, per Subscribe call; the consumer's
+// MaxAckPending is raised to inflight when it is lower. Processes that use
 // the same consumer name share its messages (each goes to one of them).
 func (b *Bus) Subscriber(consumer string, inflight int) (*Subscriber, error) {
 	if !nameRE.MatchString(consumer) || len(consumer) > maxNames {
 		return nil, fmt.Errorf("bus: consumer name %q is not valid: use up to %d letters, digits, '-' or '_'", consumer, maxNames)
 	}
-	if inflight < 1 || inflight > b.cfg.MaxAckPending {
-		return nil, fmt.Errorf("bus: consumer %q: inflight %d must be between 1 and MaxAckPending (%d)", consumer, inflight, b.cfg.MaxAckPending)
+	if inflight < 1 || inflight > MaxInflight {
+		return nil, fmt.Errorf("bus: consumer %q: inflight %d must be between 1 and %d", consumer, inflight, MaxInflight)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -206,6 +207,10 @@ func (b *Bus) Subscriber(consumer string, inflight int) (*Subscriber, error) {
 	b.subs[s] = struct{}{}
 	return s, nil
 }
+
+// MaxInflight bounds a Subscriber's inflight (a sync's: 2 x its batch size,
+// at most 100,000 in the config).
+const MaxInflight = 100000
 
 // Pending returns how many messages the durable consumer has not acked yet:
 // those not yet delivered plus those delivered and awaiting an ack. It wraps

@@ -63,9 +63,9 @@ func TestRejectsBadNames(t *testing.T) {
 	_, err := b.Subscriber("sync.a", 1)
 	assert.ErrorContains(t, err, `consumer name "sync.a" is not valid`)
 	_, err = b.Subscriber("sync-a", 0)
-	assert.ErrorContains(t, err, "inflight 0 must be between 1 and MaxAckPending (1000)")
-	_, err = b.Subscriber("sync-a", 1001)
-	assert.ErrorContains(t, err, "inflight 1001")
+	assert.ErrorContains(t, err, "inflight 0 must be between 1 and 100000")
+	_, err = b.Subscriber("sync-a", 100001)
+	assert.ErrorContains(t, err, "inflight 100001")
 
 	err = b.Publisher().Publish("ledger.*", msgs("x", 1)...)
 	assert.ErrorContains(t, err, `topic "ledger.*"`)

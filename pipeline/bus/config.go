@@ -90,7 +90,7 @@ type Config struct {
 	// MaxAckPending caps, per durable consumer and across all processes sharing it, how
 	// many messages may be delivered and not yet acked. Each subscriber holds at most its
 	// own inflight, so this only matters when many replicas share a consumer.
-	// Default 1000; every Subscriber's inflight must be at most this.
+	// Default 1000; a consumer whose Subscriber holds more inflight gets that.
 	MaxAckPending int
 
 	// PublishTimeout is how long Publish waits for JetStream to confirm each message

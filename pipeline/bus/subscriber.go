@@ -88,7 +88,9 @@ func (s *Subscriber) consumerConfig(subject string) jetstream.ConsumerConfig {
 		MaxDeliver:    -1,
 		FilterSubject: subject,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		MaxAckPending: c.MaxAckPending,
+		// A subscriber may hold inflight messages unacked: the consumer
+		// must let it.
+		MaxAckPending: max(c.MaxAckPending, s.inflight),
 	}
 }
 
