@@ -134,6 +134,9 @@ func (c *SyncConfig) Validate() error {
 // receives, guards versions, maps, writes and records every outcome before
 // the handler acks.
 type Sync struct {
+	bfMu sync.Mutex
+	bf   *backfillState // the current or last backfill
+
 	cfg     SyncConfig
 	mapper  Mapper
 	writer  connectors.Writer
@@ -184,7 +187,13 @@ type pending struct {
 	raw []byte
 	// attempt is 1 for the first try of this delivery.
 	attempt int
-	result  chan error
+	// force writes the event even when its version is already applied (a
+	// backfill rewrites what the target lost); stale versions stay skipped.
+	force  bool
+	result chan error
+	// outcome is the stored outcome, set before result is sent.
+	outcome store.Outcome
+	reason  string
 }
 
 // NewSync builds a sync; Start must be called before its handler is used.
@@ -335,6 +344,7 @@ func (s *Sync) process(batch []*pending) {
 	final := func(p *pending, r store.Result) {
 		finals = append(finals, r)
 		answers[p] = nil
+		p.outcome, p.reason = r.Outcome, r.Reason
 	}
 	retry := func(p *pending, reason string) { answers[p] = &errRetry{reason: reason} }
 
@@ -403,10 +413,13 @@ func (s *Sync) process(batch []*pending) {
 	for _, p := range candidates {
 		decision := store.Apply
 		if ms := members[p]; ms != nil {
-			decision = ms.decide(decisions[:len(ms.changes)])
+			decision = ms.decide(decisions[:len(ms.changes)], p.force)
 			decisions = decisions[len(ms.changes):]
 		} else {
 			decision, decisions = decisions[0], decisions[1:]
+			if decision == store.SkipDuplicate && p.force {
+				decision = store.Apply
+			}
 		}
 		switch decision {
 		case store.SkipStale:
@@ -590,13 +603,16 @@ func parseMemberships(ev *event.Event) *memberships {
 	return ms
 }
 
-// decide takes the guard's decisions for ms.changes, in order: the event
-// applies if any membership does, else it is a duplicate if every
+// decide takes the guard's decisions for ms.changes, in order (with force,
+// a duplicate applies): the event applies if any membership does, else it is a duplicate if every
 // membership is, else stale. An event without members applies (and is
 // then skipped for having no records).
-func (ms *memberships) decide(ds []store.Decision) store.Decision {
+func (ms *memberships) decide(ds []store.Decision, force bool) store.Decision {
 	applies, dups := false, 0
 	for i, d := range ds {
+		if force && d == store.SkipDuplicate {
+			d = store.Apply
+		}
 		ms.changes[i].apply = d == store.Apply
 		ms.changes[i].duplicate = d == store.SkipDuplicate
 		applies = applies || d == store.Apply

@@ -110,6 +110,7 @@ func mapper(_ context.Context, ev *event.Event) (map[string]any, error) {
 
 type harness struct {
 	t      *testing.T
+	sync   *pipeline.Sync
 	bus    *bus.Bus
 	store  store.Store
 	target *target
@@ -149,7 +150,7 @@ func newHarness(t *testing.T, cfg pipeline.SyncConfig, tgt *target) *harness {
 	require.NoError(t, err)
 	require.NoError(t, hub.AddSync(s))
 	runCtx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, bus: b, store: st, target: tgt, hub: hub, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, sync: s, bus: b, store: st, target: tgt, hub: hub, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- hub.Run(runCtx) }()
 	<-hub.Running()
 	t.Cleanup(h.close)

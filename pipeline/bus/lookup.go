@@ -81,9 +81,59 @@ func (b *Bus) Latest(ctx context.Context, topic, key, value string, accept func(
 }
 
 // matchingHeaders returns, in stream order, the sequences in [start, end]
-// of the messages on subject whose header key decodes to value. It reads
-// headers only, through a short-lived consumer that it deletes.
+// of the messages on subject whose header key decodes to value.
 func (b *Bus) matchingHeaders(ctx context.Context, subject, key, value string, start, end uint64) ([]uint64, error) {
+	var seqs []uint64
+	err := b.scanHeaders(ctx, subject, start, end, func(seq uint64, h nats.Header) error {
+		if decodeHeader(h.Get(key)) == value {
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	return seqs, err
+}
+
+// ScanHeaders calls fn, in stream order, with the sequence and metadata of
+// every message stored on topic up to the stream's last message when the
+// scan starts (messages published later are not seen). It reads headers
+// only; Message fetches a payload. An error from fn ends the scan.
+func (b *Bus) ScanHeaders(ctx context.Context, topic string, fn func(seq uint64, meta message.Metadata) error) error {
+	if err := checkSubject(topic, false); err != nil {
+		return fmt.Errorf("bus: topic %q: %w", topic, err)
+	}
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("bus: stream %q: %w", b.cfg.Stream, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	return b.scanHeaders(ctx, b.Subject(topic), info.State.FirstSeq, info.State.LastSeq, func(seq uint64, h nats.Header) error {
+		meta := make(message.Metadata, len(h))
+		for k := range h {
+			meta[k] = decodeHeader(h.Get(k))
+		}
+		return fn(seq, meta)
+	})
+}
+
+// Message returns the message stored at stream sequence seq; ErrNoMessage
+// when the stream no longer holds it.
+func (b *Bus) Message(ctx context.Context, seq uint64) (*message.Message, error) {
+	raw, err := b.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNoMessage
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: reading message %d of stream %q: %w", seq, b.cfg.Stream, err)
+	}
+	return unmarshal(&nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
+}
+
+// scanHeaders calls fn with the sequence and headers of the messages on
+// subject in [start, end], in stream order, through a short-lived
+// headers-only consumer that it deletes.
+func (b *Bus) scanHeaders(ctx context.Context, subject string, start, end uint64, fn func(seq uint64, h nats.Header) error) error {
 	cons, err := b.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		Description:       "loyaltyhub lookup (deleted when done)",
 		FilterSubject:     subject,
@@ -95,25 +145,25 @@ func (b *Bus) matchingHeaders(ctx context.Context, subject, key, value string, s
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bus: lookup consumer on %q in stream %q: %w", subject, b.cfg.Stream, err)
+		return fmt.Errorf("bus: lookup consumer on %q in stream %q: %w", subject, b.cfg.Stream, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = b.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
-	var seqs []uint64
 	for {
 		batch, err := cons.FetchNoWait(lookupBatch)
 		if err != nil {
-			return nil, fmt.Errorf("bus: lookup on %q in stream %q: %w", subject, b.cfg.Stream, err)
+			return fmt.Errorf("bus: lookup on %q in stream %q: %w", subject, b.cfg.Stream, err)
 		}
 		n := 0
 		done := false
+		var fnErr error
 		for jm := range batch.Messages() {
 			n++
 			md, err := jm.Metadata()
-			if err != nil {
+			if err != nil || done || fnErr != nil {
 				continue
 			}
 			seq := md.Sequence.Stream
@@ -121,21 +171,22 @@ func (b *Bus) matchingHeaders(ctx context.Context, subject, key, value string, s
 				done = true
 				continue
 			}
-			if decodeHeader(jm.Headers().Get(key)) == value {
-				seqs = append(seqs, seq)
-			}
+			fnErr = fn(seq, jm.Headers())
 			if seq == end || md.NumPending == 0 {
 				done = true
 			}
 		}
+		if fnErr != nil {
+			return fnErr
+		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("bus: lookup on %q in stream %q: %w", subject, b.cfg.Stream, err)
+			return fmt.Errorf("bus: lookup on %q in stream %q: %w", subject, b.cfg.Stream, err)
 		}
 		if done || n == 0 {
-			return seqs, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
