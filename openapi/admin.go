@@ -15,6 +15,7 @@ import (
 
 	"github.com/getkin/kin-openapi/routers"
 
+	"github.com/loyaltyhub/loyaltyhub/pipeline"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
 )
 
@@ -30,10 +31,20 @@ type Admin interface {
 	// key, and the topic; an error wrapping ErrNotFound when there is no
 	// such sync or event.
 	LatestEvent(ctx context.Context, sync, key string) (event json.RawMessage, topic string, err error)
+	// StartBackfill starts a backfill of sync in the background and returns
+	// its first status; an error wrapping ErrNotFound (no such sync) or
+	// ErrConflict (one runs, or another replica runs the sync).
+	StartBackfill(ctx context.Context, sync string) (pipeline.BackfillStatus, error)
+	// BackfillStatus returns sync's current or last backfill; ErrNotFound
+	// when there is no such sync or it has had none.
+	BackfillStatus(ctx context.Context, sync string) (pipeline.BackfillStatus, error)
 }
 
 // ErrNotFound is wrapped by Admin errors that mean 404.
 var ErrNotFound = errors.New("not found")
+
+// ErrConflict is wrapped by Admin errors that mean 409.
+var ErrConflict = errors.New("conflict")
 
 // SyncStatus is one sync as GET /v1/syncs shows it.
 type SyncStatus struct {
@@ -81,6 +92,7 @@ const (
 	problemAdminAuth      = "urn:loyaltyhub:problem:admin-unauthorized"
 	problemAdminForbidden = "urn:loyaltyhub:problem:admin-forbidden"
 	problemAdminOff       = "urn:loyaltyhub:problem:admin-unavailable"
+	problemConflict       = "urn:loyaltyhub:problem:conflict"
 )
 
 // adminAllowed checks the admin credentials, answering 401/403 when not.
@@ -187,6 +199,39 @@ func (s *Server) getLatestEvent(w http.ResponseWriter, r *http.Request, route *r
 		s.adminFailed(w, "reading the latest event", err)
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"event": ev, "topic": topic})
+	}
+}
+
+func (s *Server) startBackfill(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if !s.adminReady(w, r, route, params) {
+		return
+	}
+	st, err := s.cfg.Admin.StartBackfill(r.Context(), params["sync"])
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, &Problem{Type: problemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+	case errors.Is(err, ErrConflict):
+		writeProblem(w, &Problem{Type: problemConflict, Status: http.StatusConflict, Detail: err.Error()})
+	case err != nil:
+		s.adminFailed(w, "starting the backfill", err)
+	default:
+		s.logger.Info("backfill started", "sync", params["sync"])
+		writeJSON(w, http.StatusAccepted, st)
+	}
+}
+
+func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request, route *routers.Route, params map[string]string) {
+	if !s.adminReady(w, r, route, params) {
+		return
+	}
+	st, err := s.cfg.Admin.BackfillStatus(r.Context(), params["sync"])
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeProblem(w, &Problem{Type: problemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+	case err != nil:
+		s.adminFailed(w, "reading the backfill", err)
+	default:
+		writeJSON(w, http.StatusOK, st)
 	}
 }
 

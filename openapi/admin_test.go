@@ -12,10 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loyaltyhub/loyaltyhub/openapi"
+	"github.com/loyaltyhub/loyaltyhub/pipeline"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
 )
 
-type fakeAdmin struct{ replayed []int64 }
+type fakeAdmin struct {
+	replayed  []int64
+	backfills int
+}
 
 func (f *fakeAdmin) Syncs(context.Context) ([]openapi.SyncStatus, error) {
 	n := 3
@@ -52,6 +56,25 @@ func (f *fakeAdmin) LatestEvent(_ context.Context, sync, key string) (json.RawMe
 		return nil, "", fmt.Errorf("no event for key %q on ledger.member: %w", key, openapi.ErrNotFound)
 	}
 	return json.RawMessage(`{"id":"e1","subject":"M-1"}`), "ledger.member", nil
+}
+
+func (f *fakeAdmin) StartBackfill(_ context.Context, sync string) (pipeline.BackfillStatus, error) {
+	switch {
+	case sync == "segments-to-mc":
+		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s does not run on this replica: %w", sync, openapi.ErrConflict)
+	case sync != "members-to-crm":
+		return pipeline.BackfillStatus{}, fmt.Errorf("no sync %q: %w", sync, openapi.ErrNotFound)
+	}
+	f.backfills++
+	return pipeline.BackfillStatus{Running: true, StartedAt: time.Unix(0, 0).UTC(), Scanned: 4}, nil
+}
+
+func (f *fakeAdmin) BackfillStatus(_ context.Context, sync string) (pipeline.BackfillStatus, error) {
+	if sync != "members-to-crm" || f.backfills == 0 {
+		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s has had no backfill: %w", sync, openapi.ErrNotFound)
+	}
+	return pipeline.BackfillStatus{StartedAt: time.Unix(0, 0).UTC(), FinishedAt: time.Unix(1, 0).UTC(), Scanned: 4, Selected: 3, Applied: 2, Failed: 1,
+		Failures: []pipeline.BackfillFailure{{EventID: "e4", Key: "M-3", Reason: "mapping: required"}}}, nil
 }
 
 func TestAdminAPI(t *testing.T) {
@@ -121,6 +144,26 @@ func TestAdminAPI(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, res.status)
 		assert.Contains(t, res.problem(t).Detail, `no sync "nope"`)
 		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/latest-event?key=M-1"})
+		require.Equal(t, http.StatusForbidden, res.status, "admin rules apply")
+	})
+
+	t.Run("backfill", func(t *testing.T) {
+		ts := newTestServer(t, nil, func(c *openapi.ServerConfig) { c.Admin = admin })
+		res := ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/backfill", remoteAddr: loopback})
+		require.Equal(t, http.StatusNotFound, res.status, "none yet")
+		res = ts.do(t, request{method: http.MethodPost, path: "/v1/syncs/members-to-crm/backfill", remoteAddr: loopback})
+		require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+		assert.JSONEq(t, `{"running":true,"started_at":"1970-01-01T00:00:00Z","scanned":4,"selected":0,"applied":0,"skipped":0,"failed":0}`, string(res.body))
+		res = ts.do(t, request{method: http.MethodGet, path: "/v1/syncs/members-to-crm/backfill", remoteAddr: loopback})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		assert.JSONEq(t, `{"running":false,"started_at":"1970-01-01T00:00:00Z","finished_at":"1970-01-01T00:00:01Z","scanned":4,"selected":3,"applied":2,"skipped":0,"failed":1,
+			"failures":[{"event_id":"e4","key":"M-3","reason":"mapping: required"}]}`, string(res.body))
+		res = ts.do(t, request{method: http.MethodPost, path: "/v1/syncs/segments-to-mc/backfill", remoteAddr: loopback})
+		require.Equal(t, http.StatusConflict, res.status)
+		assert.Contains(t, res.problem(t).Detail, "does not run on this replica")
+		res = ts.do(t, request{method: http.MethodPost, path: "/v1/syncs/nope/backfill", remoteAddr: loopback})
+		require.Equal(t, http.StatusNotFound, res.status)
+		res = ts.do(t, request{method: http.MethodPost, path: "/v1/syncs/members-to-crm/backfill"})
 		require.Equal(t, http.StatusForbidden, res.status, "admin rules apply")
 	})
 }

@@ -206,6 +206,8 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 		"listDeadLetters":  s.listDeadLetters,
 		"replayDeadLetter": s.replayDeadLetter,
 		"getLatestEvent":   s.getLatestEvent,
+		"startBackfill":    s.startBackfill,
+		"getBackfill":      s.getBackfill,
 	}
 	// hub.yaml and the handlers must name the same operations.
 	for path, item := range doc.Paths.Map() {

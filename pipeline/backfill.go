@@ -105,15 +105,37 @@ func (s *Sync) BackfillStatus() (BackfillStatus, bool) {
 // must be started, and its lease held by this replica (the caller checks):
 // only one replica writes a sync at a time.
 func (s *Sync) Backfill(ctx context.Context, h History) error {
+	b, err := s.beginBackfill()
+	if err != nil {
+		return err
+	}
+	return s.runBackfill(ctx, h, b)
+}
+
+// StartBackfill is Backfill in the background: it returns once the
+// backfill is registered (BackfillStatus shows it running), or
+// ErrBackfillRunning.
+func (s *Sync) StartBackfill(ctx context.Context, h History) error {
+	b, err := s.beginBackfill()
+	if err != nil {
+		return err
+	}
+	go func() { _ = s.runBackfill(ctx, h, b) }()
+	return nil
+}
+
+func (s *Sync) beginBackfill() (*backfillState, error) {
 	b := &backfillState{status: BackfillStatus{Running: true, StartedAt: time.Now().UTC()}}
 	s.bfMu.Lock()
+	defer s.bfMu.Unlock()
 	if s.bf != nil && s.bf.running() {
-		s.bfMu.Unlock()
-		return ErrBackfillRunning
+		return nil, ErrBackfillRunning
 	}
 	s.bf = b
-	s.bfMu.Unlock()
+	return b, nil
+}
 
+func (s *Sync) runBackfill(ctx context.Context, h History, b *backfillState) error {
 	err := s.backfill(ctx, h, b)
 	b.mu.Lock()
 	b.status.Running = false

@@ -156,6 +156,18 @@ func (h *Hub) Run(ctx context.Context) error {
 	return err
 }
 
+// Sync returns the sync named name.
+func (h *Hub) Sync(name string) (*Sync, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.syncs {
+		if s.cfg.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
 // Running is closed once every handler is subscribed.
 func (h *Hub) Running() chan struct{} { return h.router.Running() }
 

@@ -551,7 +551,9 @@ func (s *Sync) records(ctx context.Context, p *pending, ms *memberships) (ups, d
 		return nil, nil, err
 	}
 	rec := connectors.Record{Key: p.ev.Subject, Fields: fields}
-	if s.cfg.Mode == connectors.Update || s.cfg.Mode == connectors.Upsert {
+	// A backfill does not trust the cross-reference for an upsert: the
+	// target may have lost the record it names (a sandbox refresh).
+	if s.cfg.Mode == connectors.Update || (s.cfg.Mode == connectors.Upsert && !p.force) {
 		// The target id tells the connector the record exists (an upsert
 		// then leaves out fields that can only be set on create).
 		targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)

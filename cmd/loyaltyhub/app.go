@@ -84,6 +84,7 @@ func compileMappings(cfg *config.Config) (*compiled, error) {
 
 // app is the hub, wired: bus, store, connectors, syncs, HTTP server.
 type app struct {
+	ctx      context.Context // run's: background work (backfills) ends with it
 	cfg      *config.Config
 	logger   *slog.Logger
 	bus      *bus.Bus
@@ -275,6 +276,7 @@ func (r *xrefResolver) Resolve(ctx context.Context, system, object, key string) 
 // run serves until ctx is done, then shuts down in order: stop intake,
 // drain in-flight batches, close the bus and the store.
 func (a *app) run(ctx context.Context) error {
+	a.ctx = ctx
 	errc := make(chan error, 2)
 	go func() { errc <- a.hub.Run(ctx) }()
 	select {
@@ -362,6 +364,43 @@ func (x adminAPI) DeadLetters(ctx context.Context, sync string, afterID int64, l
 
 func (x adminAPI) Replay(ctx context.Context, id int64) (store.DeadLetter, error) {
 	return x.a.hub.Replay(ctx, x.a.store, x.a.bus.Publisher(), id)
+}
+
+// StartBackfill starts a backfill of the sync, on this replica only if it
+// holds the sync's lease: one replica writes a sync at a time.
+func (x adminAPI) StartBackfill(ctx context.Context, name string) (pipeline.BackfillStatus, error) {
+	s, ok := x.a.hub.Sync(name)
+	if !ok {
+		return pipeline.BackfillStatus{}, fmt.Errorf("no sync %q: %w", name, openapi.ErrNotFound)
+	}
+	me := replicaID(x.a.cfg)
+	lease, found, err := x.a.store.LeaseOf(ctx, pipeline.LeaseName(pipeline.ConsumerName(name)))
+	if err != nil {
+		return pipeline.BackfillStatus{}, fmt.Errorf("reading the sync's lease: %w", err)
+	}
+	if !found || lease.Holder != me || !lease.ExpiresAt.After(time.Now()) {
+		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s does not run on this replica (%s) but on %q: ask that one: %w", name, me, lease.Holder, openapi.ErrConflict)
+	}
+	if err := s.StartBackfill(x.a.ctx, x.a.bus); errors.Is(err, pipeline.ErrBackfillRunning) {
+		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s: %w: %w", name, err, openapi.ErrConflict)
+	} else if err != nil {
+		return pipeline.BackfillStatus{}, err
+	}
+	st, _ := s.BackfillStatus()
+	return st, nil
+}
+
+// BackfillStatus is the sync's current or last backfill on this replica.
+func (x adminAPI) BackfillStatus(_ context.Context, name string) (pipeline.BackfillStatus, error) {
+	s, ok := x.a.hub.Sync(name)
+	if !ok {
+		return pipeline.BackfillStatus{}, fmt.Errorf("no sync %q: %w", name, openapi.ErrNotFound)
+	}
+	st, ok := s.BackfillStatus()
+	if !ok {
+		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s has had no backfill on this replica: %w", name, openapi.ErrNotFound)
+	}
+	return st, nil
 }
 
 // LatestEvent finds the newest event on the sync's topic that holds the

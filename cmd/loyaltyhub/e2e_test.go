@@ -422,6 +422,42 @@ func TestEndToEndBacklogThroughBulkAPI(t *testing.T) {
 	t.Logf("%d bulk jobs; collection upserts: %d", len(jobs), o.Stats().Calls["collections.upsert"])
 }
 
+// TestEndToEndBackfillAfterTheOrgIsReset: the org loses every member (a
+// sandbox refresh); `loyaltyhub backfill` writes the newest version of each
+// again from the bus, through Bulk API 2.0, though the hub has them all as
+// applied.
+func TestEndToEndBackfillAfterTheOrgIsReset(t *testing.T) {
+	o := startOrg(t)
+	h := newHub(t, o, hubSetup{batch: "{size: 5000, window: 500ms}", bulkThreshold: 300})
+	h.start()
+	plan := e2ePlan()
+	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 500}
+	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
+	waitConverged(t, o, plan, 2*time.Minute)
+	h.waitDrained(plan, time.Minute)
+
+	require.NoError(t, o.Reset())
+	require.Empty(t, o.Records(lpm))
+	out, err := runCLI(t, "backfill", syncLPM, "--hub", "http://"+h.addr, "--poll", "100ms")
+	require.NoError(t, err, out)
+	// The bus holds every delivery (the redeliveries too, past JetStream's
+	// duplicate window): at least the 10,000 distinct events.
+	assert.Regexp(t, `done in .*: 1[0-9]{4} events on the bus, 1000 selected \(the newest per key\), 1000 written, 0 skipped`, out)
+	ok, diff := converged(o, plan)
+	require.True(t, ok, diff)
+	assert.NotEmpty(t, o.BulkJobs(), "the backfill went through Bulk API 2.0")
+
+	// A second backfill finds the records there: Salesforce refuses their
+	// create-only ProgramId, which the connector leaves out on a second try.
+	out, err = runCLI(t, "backfill", syncLPM, "--hub", "http://"+h.addr, "--poll", "100ms")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "1000 written, 0 skipped")
+	ok, diff = converged(o, plan)
+	require.True(t, ok, diff)
+	h.stop(syscall.SIGTERM)
+	checkOutcomes(t, "sqlite", filepath.Join(h.dir, "data", "state.db"), plan)
+}
+
 func TestEndToEndSurvivesSIGKILL(t *testing.T) {
 	o := startOrg(t)
 	h := newHub(t, o, hubSetup{})

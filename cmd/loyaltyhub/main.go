@@ -36,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
+	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), backfillCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
 	root.AddCommand(mappingCmd())
 	return root
 }

@@ -142,13 +142,30 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 	}); err != nil {
 		return later, w.unknownAfterJob(job.ID, idx, err)
 	}
+	again := 0
 	if err := w.results2(ctx, path+"/failedResults", "sf__Error", len(cols), func(_, msg string, row []string) {
-		if i, ok := take(row); ok {
-			code, text, _ := strings.Cut(msg, ":")
-			w.results[i] = recordFailure([]sfError{{StatusCode: strings.TrimSpace(code), Message: strings.TrimSpace(text)}})
+		i, ok := take(row)
+		if !ok {
+			return
 		}
+		code, text, _ := strings.Cut(msg, ":")
+		code = strings.TrimSpace(code)
+		if code == "INVALID_FIELD_FOR_INSERT_UPDATE" && w.dropCreateOnly(ctx, i) {
+			again++ // it exists: sent again below without its create-only fields
+			return
+		}
+		w.results[i] = recordFailure([]sfError{{StatusCode: code, Message: strings.TrimSpace(text)}})
 	}); err != nil {
 		return later, w.unknownAfterJob(job.ID, idx, err)
+	}
+	if again > 0 {
+		if again >= cfg.BulkThreshold && !w.bulkAgain {
+			// Many existing records (a backfill that did not know they
+			// exist): one more job for them.
+			w.bulkAgain = true
+			return w.bulk(ctx, cfg)
+		}
+		return later, nil // the rest, through sObject Collections
 	}
 	for _, i := range idx {
 		if w.results[i].Status == 0 { // unprocessed
@@ -361,6 +378,27 @@ func (w *batchWriter) results2(ctx context.Context, path, flag string, ncols int
 		}
 		fn(row[0], row[1], row[2:])
 	}
+}
+
+// dropCreateOnly removes the create-only fields from an upsert's record i,
+// refused because it exists; false when it has none (or is not an upsert).
+func (w *batchWriter) dropCreateOnly(ctx context.Context, i int) bool {
+	if w.req.Operation != connectors.Upsert {
+		return false
+	}
+	createOnly := w.createOnlyFields(ctx)
+	rec := &w.req.Records[i]
+	fields := make(map[string]any, len(rec.Fields))
+	for k, v := range rec.Fields {
+		if !createOnly[strings.ToLower(k)] {
+			fields[k] = v
+		}
+	}
+	if len(fields) == len(rec.Fields) {
+		return false
+	}
+	rec.Fields = fields
+	return true
 }
 
 // unknownAfterJob: the job ran but its results could not be read. The

@@ -131,6 +131,9 @@ type batchWriter struct {
 	budget  int // extra calls left for isolating culprits in the current chunk
 	// createOnly caches the object's create-only fields (see stripCreateOnly).
 	createOnly map[string]bool
+	// bulkAgain: a second Bulk API 2.0 job was sent for records that
+	// exist (see bulk).
+	bulkAgain bool
 }
 
 // layers splits records [start, end) into calls in which no key repeats:
