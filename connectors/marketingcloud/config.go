@@ -1,17 +1,17 @@
 package marketingcloud
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
 )
 
 // Defaults and limits of the Config fields.
@@ -64,39 +64,18 @@ type DataExtension struct {
 	PrimaryKeys []string `json:"primary_keys"`
 }
 
-var configFieldNames = []string{"subdomain", "auth_url", "client_id", "client_secret", "account_id", "scope", "data_extensions", "batch_size", "timeout"}
-
 // ParseConfig decodes a config block strictly (unknown fields are errors),
 // applies the defaults and validates it, reporting every problem at once.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("marketingcloud config: trailing data after the JSON object")
+	if err := connectors.DecodeConfig("marketingcloud", raw, &c, `{"subdomain": "…", "client_id": "…", "client_secret": "…"}`); err != nil {
+		return Config{}, err
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
-}
-
-func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return fmt.Errorf("marketingcloud config: field %s is a JSON %s but must be a %s", typeErr.Field, typeErr.Value, typeErr.Type.Kind())
-	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("marketingcloud config: unknown field %s: valid fields are %s", field, strings.Join(configFieldNames, ", "))
-	}
-	return fmt.Errorf("marketingcloud config: not a JSON object of settings (%v): give an object such as {\"subdomain\": \"…\", \"client_id\": \"…\", \"client_secret\": \"…\"}", err)
 }
 
 func (c *Config) setDefaults() {

@@ -55,7 +55,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown field", `{"subdomain":"x","client_id":"a","client_secret":"b","clientid":"c"}`,
 			[]string{`unknown field "clientid": valid fields are subdomain, auth_url, client_id`}},
 		{"wrong type", `{"subdomain":"x","client_id":"a","client_secret":"b","batch_size":"50"}`,
-			[]string{"field batch_size is a JSON string but must be a int"}},
+			[]string{"field batch_size is a JSON string but must be a whole number"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -266,21 +266,12 @@ func (w *batchWriter) bulkFields(ctx context.Context, i int) (map[string]string,
 		}
 		m[name] = s
 	}
-	switch req.Operation {
-	case connectors.Upsert:
-		if v := m[req.ExternalIDField]; v == "" || v == "#N/A" {
-			if r.Key == "" {
-				w.results[i] = localFailure(CodeMissingExternalID, fmt.Sprintf("record has no key and no %s value: an upsert needs the external id", req.ExternalIDField))
-				return nil, false
-			}
-			m[req.ExternalIDField] = r.Key
-		}
-	case connectors.Update:
-		if r.TargetID == "" {
-			w.results[i] = localFailure(CodeMissingTargetID, fmt.Sprintf("record %q has no target id: an update needs the Salesforce Id (use upsert by external id instead)", r.Key))
-			return nil, false
-		}
-		m["Id"] = r.TargetID
+	field, value, ok := w.address(i, func(f string) bool { v := m[f]; return v != "" && v != "#N/A" })
+	if !ok {
+		return nil, false
+	}
+	if field != "" {
+		m[field] = value
 	}
 	return m, true
 }

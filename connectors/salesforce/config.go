@@ -1,16 +1,16 @@
 package salesforce
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
 )
 
 // Auth flows a Config may name.
@@ -86,16 +86,8 @@ type Config struct {
 // applies the defaults and validates it, reporting every problem at once.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("salesforce config: trailing data after the JSON object")
+	if err := connectors.DecodeConfig("salesforce", raw, &c, `{"client_id": "…", "client_secret": "…"}`); err != nil {
+		return Config{}, err
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -103,29 +95,6 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 	return c, nil
 }
-
-func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return fmt.Errorf("salesforce config: field %s is a JSON %s but must be a %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type.Kind().String()))
-	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("salesforce config: unknown field %s: valid fields are %s", field, strings.Join(configFieldNames, ", "))
-	}
-	return fmt.Errorf("salesforce config: not a JSON object of settings (%v): give an object such as {\"client_id\": \"…\", \"client_secret\": \"…\"}", err)
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "int", "int64":
-		return "whole number"
-	case "string":
-		return "string"
-	}
-	return kind
-}
-
-var configFieldNames = []string{"login_url", "auth", "client_id", "client_secret", "username", "password", "security_token", "api_version", "batch_size", "timeout", "bulk_threshold", "bulk_timeout"}
 
 func (c *Config) setDefaults() {
 	c.LoginURL = strings.TrimRight(strings.TrimSpace(c.LoginURL), "/")

@@ -201,30 +201,21 @@ func (w *batchWriter) encode(ctx context.Context, i int) (json.RawMessage, bool)
 	for k, v := range rec.Fields {
 		m[k] = v
 	}
-	switch req.Operation {
-	case connectors.Upsert:
-		if rec.TargetID != "" {
-			// The record exists (the hub wrote it before): create-only
-			// fields would be refused, so they are not sent.
-			for k := range m {
-				if w.createOnlyFields(ctx)[strings.ToLower(k)] {
-					delete(m, k)
-				}
+	if req.Operation == connectors.Upsert && rec.TargetID != "" {
+		// The record exists (the hub wrote it before): create-only fields
+		// would be refused, so they are not sent.
+		for k := range m {
+			if w.createOnlyFields(ctx)[strings.ToLower(k)] {
+				delete(m, k)
 			}
 		}
-		if v, ok := m[req.ExternalIDField]; !ok || v == nil || v == "" {
-			if rec.Key == "" {
-				w.results[i] = localFailure(CodeMissingExternalID, fmt.Sprintf("record has no key and no %s value: an upsert needs the external id", req.ExternalIDField))
-				return nil, false
-			}
-			m[req.ExternalIDField] = rec.Key
-		}
-	case connectors.Update:
-		if rec.TargetID == "" {
-			w.results[i] = localFailure(CodeMissingTargetID, fmt.Sprintf("record %q has no target id: an update needs the Salesforce Id (use upsert by external id instead)", rec.Key))
-			return nil, false
-		}
-		m["Id"] = rec.TargetID
+	}
+	field, value, ok := w.address(i, func(f string) bool { v, ok := m[f]; return ok && v != nil && v != "" })
+	if !ok {
+		return nil, false
+	}
+	if field != "" {
+		m[field] = value
 	}
 	m["attributes"] = map[string]string{"type": req.Object}
 	data, err := json.Marshal(m)
@@ -233,6 +224,33 @@ func (w *batchWriter) encode(ctx context.Context, i int) (json.RawMessage, bool)
 		return nil, false
 	}
 	return data, true
+}
+
+// address gives what addresses record i in its write when the record lacks
+// it (has says whether it has a value for a field): for an upsert the
+// external id field, valued Record.Key; for an update the Id, valued
+// Record.TargetID; field "" when nothing is to be added. It sets the
+// record's Result and returns false when the record cannot be addressed.
+func (w *batchWriter) address(i int, has func(field string) bool) (field, value string, ok bool) {
+	req, rec := w.req, w.req.Records[i]
+	switch req.Operation {
+	case connectors.Upsert:
+		if has(req.ExternalIDField) {
+			return "", "", true
+		}
+		if rec.Key == "" {
+			w.results[i] = localFailure(CodeMissingExternalID, fmt.Sprintf("record has no key and no %s value: an upsert needs the external id", req.ExternalIDField))
+			return "", "", false
+		}
+		return req.ExternalIDField, rec.Key, true
+	case connectors.Update:
+		if rec.TargetID == "" {
+			w.results[i] = localFailure(CodeMissingTargetID, fmt.Sprintf("record %q has no target id: an update needs the Salesforce Id (use upsert by external id instead)", rec.Key))
+			return "", "", false
+		}
+		return "Id", rec.TargetID, true
+	}
+	return "", "", true
 }
 
 // send writes the records idx in one collection call and sets their
