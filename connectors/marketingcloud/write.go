@@ -67,6 +67,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	w := &writer{c: c, key: req.Object, results: results}
 	for start := 0; start < len(rows); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(rows))
+		w.budget = isolationCalls
 		if err := w.send(ctx, rows[start:end], idx[start:end]); err != nil {
 			if start == 0 {
 				// Nothing written: the batch fails as a whole.
@@ -129,11 +130,18 @@ type writer struct {
 	key     string
 	results []connectors.Result
 	calls   int
+	budget  int // calls left for isolating bad rows in the current chunk
 }
+
+// isolationCalls bounds the calls one chunk may spend halving a refused
+// rowset: a few bad rows are found, but a cause common to every row (a
+// column the data extension lacks) does not cost two calls a row.
+const isolationCalls = 24
 
 // send upserts rows (the records at idx) in one call. A refused call is
 // split in halves and each sent again, down to single rows, so that the bad
-// rows are refused alone and the others written. It returns an error, and
+// rows are refused alone and the others written; once the chunk's budget
+// of calls is spent, a refused call's rows are refused together. It returns an error, and
 // sets no result, when the call failed as a whole (network, 5xx, auth).
 func (w *writer) send(ctx context.Context, rows []row, idx []int) error {
 	const op = "marketingcloud.Write"
@@ -156,11 +164,17 @@ func (w *writer) send(ctx context.Context, rows []row, idx []int) error {
 		}
 		return nil
 	case status == http.StatusBadRequest:
-		if len(rows) == 1 {
+		if len(rows) == 1 || w.budget < 2 {
 			msg, code := describeError(resp)
-			w.results[idx[0]] = connectors.Result{Status: connectors.StatusPermanent, Code: code, Message: msg}
+			if len(rows) > 1 {
+				msg = fmt.Sprintf("refused with %d other rows (not isolated further): %s", len(rows)-1, msg)
+			}
+			for _, i := range idx {
+				w.results[i] = connectors.Result{Status: connectors.StatusPermanent, Code: code, Message: msg}
+			}
 			return nil
 		}
+		w.budget -= 2
 		half := len(rows) / 2
 		if err := w.send(ctx, rows[:half], idx[:half]); err != nil {
 			return err

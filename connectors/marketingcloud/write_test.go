@@ -217,3 +217,24 @@ func TestWriteBeforeConfigure(t *testing.T) {
 	_, err := marketingcloud.New(nil).Write(context.Background(), upsert("X"))
 	assert.ErrorContains(t, err, "connector is not configured")
 }
+
+// A cause common to every row (a column the data extension lacks) does not
+// cost two calls a row: past the isolation budget, the rows of a refused
+// call are refused together, with Marketing Cloud's message.
+func TestWriteBoundsTheCallsSpentIsolating(t *testing.T) {
+	emu, c := startEmulator(t, "")
+	var recs []connectors.Record
+	for i := range 50 {
+		r := segmentRecord("VIP", fmt.Sprintf("M-%02d", i), true)
+		r.Fields["Favourite_Colour"] = "blue"
+		recs = append(recs, r)
+	}
+	resp, err := c.Write(context.Background(), upsert("Loyalty_Segment_Members", recs...))
+	require.NoError(t, err)
+	for i, r := range resp.Results {
+		require.Equal(t, connectors.StatusPermanent, r.Status, "record %d", i)
+		require.Contains(t, r.Message, "Favourite_Colour", "record %d", i)
+	}
+	assert.LessOrEqual(t, resp.Calls, 25, "one call, then at most 24 spent isolating")
+	assert.Empty(t, emu.Rows("Loyalty_Segment_Members"))
+}
