@@ -52,7 +52,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	}
 
 	results := make([]connectors.Result, len(req.Records))
-	rows := make([]row, 0, len(req.Records))
+	rows := make([]row, len(req.Records)) // by record index
 	idx := make([]int, 0, len(req.Records))
 	for i, r := range req.Records {
 		rw, err := toRow(r, pks, req.ExternalIDField, req.Object)
@@ -60,15 +60,14 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 			results[i] = connectors.Result{Status: connectors.StatusPermanent, Code: "INVALID_ROW", Message: err.Error()}
 			continue
 		}
-		rows = append(rows, rw)
+		rows[i] = rw
 		idx = append(idx, i)
 	}
 
-	w := &writer{c: c, key: req.Object, results: results}
-	for start := 0; start < len(rows); start += cfg.BatchSize {
-		end := min(start+cfg.BatchSize, len(rows))
-		w.budget = isolationCalls
-		if err := w.send(ctx, rows[start:end], idx[start:end]); err != nil {
+	w := &writer{c: c, key: req.Object, rows: rows, results: results}
+	for start := 0; start < len(idx); start += cfg.BatchSize {
+		end := min(start+cfg.BatchSize, len(idx))
+		if err := connectors.Isolate(idx[start:end], isolationCalls, results, w.send(ctx)); err != nil {
 			if start == 0 {
 				// Nothing written: the batch fails as a whole.
 				return connectors.WriteResponse{Calls: w.calls}, err
@@ -128,9 +127,9 @@ func kindOf(v any) string {
 type writer struct {
 	c       *Connector
 	key     string
+	rows    []row // by record index
 	results []connectors.Result
 	calls   int
-	budget  int // calls left for isolating bad rows in the current chunk
 }
 
 // isolationCalls bounds the calls one chunk may spend halving a refused
@@ -138,60 +137,46 @@ type writer struct {
 // column the data extension lacks) does not cost two calls a row.
 const isolationCalls = 24
 
-// send upserts rows (the records at idx) in one call. A refused call is
-// split in halves and each sent again, down to single rows, so that the bad
-// rows are refused alone and the others written; once the chunk's budget
-// of calls is spent, a refused call's rows are refused together. It returns an error, and
-// sets no result, when the call failed as a whole (network, 5xx, auth).
-func (w *writer) send(ctx context.Context, rows []row, idx []int) error {
-	const op = "marketingcloud.Write"
-	resp, err := w.post(ctx, rows)
-	if err != nil {
-		return err
-	}
-	status := resp.StatusCode()
-	switch {
-	case status >= 200 && status < 300:
+// send returns the call connectors.Isolate makes: it upserts the rows of
+// the records at idx in one call and sets their results, returns the
+// refusal of a 400 (the rowset is all or nothing), or an error when the
+// call failed as a whole (network, 5xx, auth).
+func (w *writer) send(ctx context.Context) func(idx []int) (*connectors.Refusal, error) {
+	return func(idx []int) (*connectors.Refusal, error) {
+		const op = "marketingcloud.Write"
+		rows := make([]row, len(idx))
 		for k, i := range idx {
-			w.results[i] = connectors.Result{Status: connectors.StatusApplied, TargetID: rows[k].id}
+			rows[k] = w.rows[i]
 		}
-		return nil
-	case status == http.StatusTooManyRequests:
+		resp, err := w.post(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
+		status := resp.StatusCode()
 		msg, code := describeError(resp)
-		wait := retryAfter(resp)
-		for _, i := range idx {
-			w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: code, Message: msg, RetryAfter: wait}
-		}
-		return nil
-	case status == http.StatusBadRequest:
-		if len(rows) == 1 || w.budget < 2 {
-			msg, code := describeError(resp)
-			if len(rows) > 1 {
-				msg = fmt.Sprintf("refused with %d other rows (not isolated further): %s", len(rows)-1, msg)
+		switch {
+		case status >= 200 && status < 300:
+			for k, i := range idx {
+				w.results[i] = connectors.Result{Status: connectors.StatusApplied, TargetID: rows[k].id}
 			}
+			return nil, nil
+		case status == http.StatusTooManyRequests:
+			wait := retryAfter(resp)
 			for _, i := range idx {
-				w.results[i] = connectors.Result{Status: connectors.StatusPermanent, Code: code, Message: msg}
+				w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: code, Message: msg, RetryAfter: wait}
 			}
-			return nil
+			return nil, nil
+		case status == http.StatusBadRequest:
+			return &connectors.Refusal{Code: code, Message: msg}, nil
+		case status == http.StatusNotFound:
+			return nil, connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: %s: check that the sync's object is the data extension's external key", w.key, msg))
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			return nil, connectors.E(op, connectors.Auth, fmt.Errorf("data extension %s: HTTP %d: %s: the installed package needs the data_extensions_write scope in this business unit", w.key, status, msg))
+		case status >= 500:
+			return nil, connectors.E(op, connectors.Transient, fmt.Errorf("data extension %s: HTTP %d: %s", w.key, status, msg))
 		}
-		w.budget -= 2
-		half := len(rows) / 2
-		if err := w.send(ctx, rows[:half], idx[:half]); err != nil {
-			return err
-		}
-		return w.send(ctx, rows[half:], idx[half:])
-	case status == http.StatusNotFound:
-		msg, _ := describeError(resp)
-		return connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: %s: check that the sync's object is the data extension's external key", w.key, msg))
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		msg, _ := describeError(resp)
-		return connectors.E(op, connectors.Auth, fmt.Errorf("data extension %s: HTTP %d: %s: the installed package needs the data_extensions_write scope in this business unit", w.key, status, msg))
-	case status >= 500:
-		msg, _ := describeError(resp)
-		return connectors.E(op, connectors.Transient, fmt.Errorf("data extension %s: HTTP %d: %s", w.key, status, msg))
+		return nil, connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: unexpected HTTP %d: %s", w.key, status, msg))
 	}
-	msg, _ := describeError(resp)
-	return connectors.E(op, connectors.Permanent, fmt.Errorf("data extension %s: unexpected HTTP %d: %s", w.key, status, msg))
 }
 
 // post makes one rowset call, with a fresh token and one replay on a 401.
