@@ -19,13 +19,14 @@ func demoCmd() *cobra.Command {
 		path   string
 		sf     sfFlags
 		mc     mcFlags
+		dc     dcFlags
 		ledger ledgerFlags
 		fresh  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo -c config/example.yaml",
-		Short: "The whole flow on one machine: the Salesforce and Marketing Cloud emulators, the hub and ledger traffic",
-		Long: `Starts the Salesforce and Marketing Cloud emulators, runs the hub with the given config
+		Short: "The whole flow on one machine: the Salesforce, Marketing Cloud and Data Cloud emulators, the hub and ledger traffic",
+		Long: `Starts the Salesforce, Marketing Cloud and Data Cloud emulators, runs the hub with the given config
 (which points its connectors at them), and plays the ledger, sending member changes with
 duplicates and out-of-order deliveries, and after each round the tier segments' membership
 changes. Progress lines show events received, applied, skipped and dead-lettered; every few
@@ -47,6 +48,12 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 			}
 			defer mcSrv.Close()
 			logger.Info("marketing cloud emulator started", "url", mcURL)
+			dcSrv, dcURL, err := dc.start()
+			if err != nil {
+				return err
+			}
+			defer dcSrv.Close()
+			logger.Info("data cloud emulator started", "url", dcURL)
 
 			cfg, maps, err := loadConfig(ctx, path, logger)
 			if err != nil {
@@ -104,6 +111,7 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 					}
 					logger.Info("marketing cloud emulator holds", "Loyalty_Members", len(mcSrv.Rows("Loyalty_Members")),
 						"Loyalty_Segment_Members", len(rows), "joined", joined)
+					logger.Info("data cloud emulator holds", "loyalty_members", len(dcSrv.Records("loyalty_members")))
 				}
 			}()
 			return <-hubErr
@@ -113,6 +121,7 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 	cmd.Flags().BoolVar(&fresh, "fresh", true, "run the hub on empty state in a temporary directory, as the emulators start empty")
 	sf.register(cmd, "127.0.0.1:8081")
 	mc.register(cmd, "mc-", "127.0.0.1:8082")
+	dc.register(cmd, "dc-", "127.0.0.1:8083")
 	ledger.register(cmd)
 	ledger.loop = true
 	cmd.Flags().Lookup("loop").DefValue = "true"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	dcemu "github.com/loyaltyhub/loyaltyhub/connectors/datacloud/emulator"
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
 	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
@@ -17,9 +18,9 @@ import (
 func emulatorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "emulator",
-		Short: "Run a local emulator of an external system (Salesforce, Marketing Cloud) or ledger traffic",
+		Short: "Run a local emulator of an external system (Salesforce, Marketing Cloud, Data Cloud) or ledger traffic",
 	}
-	cmd.AddCommand(emulatorSalesforceCmd(), emulatorMarketingCloudCmd(), emulatorLedgerCmd())
+	cmd.AddCommand(emulatorSalesforceCmd(), emulatorMarketingCloudCmd(), emulatorDataCloudCmd(), emulatorLedgerCmd())
 	return cmd
 }
 
@@ -107,6 +108,57 @@ the data extensions and their rows.`,
 		},
 	}
 	f.register(cmd, "", "127.0.0.1:8082")
+	return cmd
+}
+
+type dcFlags struct {
+	listen, clientID, clientSecret, source string
+}
+
+// register adds the flags, their names prefixed (the demo runs several emulators).
+func (f *dcFlags) register(cmd *cobra.Command, prefix, listenDefault string) {
+	cmd.Flags().StringVar(&f.listen, prefix+"listen", listenDefault, "address the Data Cloud emulator listens on")
+	cmd.Flags().StringVar(&f.clientID, prefix+"client-id", dcemu.DefaultClientID, "connected app consumer key")
+	cmd.Flags().StringVar(&f.clientSecret, prefix+"client-secret", dcemu.DefaultClientSecret, "connected app consumer secret")
+	cmd.Flags().StringVar(&f.source, prefix+"source", dcemu.DefaultSourceName, "the Ingestion API connector's name")
+}
+
+func (f *dcFlags) start() (*dcemu.Server, string, error) {
+	cfg := dcemu.DefaultConfig()
+	cfg.ClientID, cfg.ClientSecret, cfg.SourceName = f.clientID, f.clientSecret, f.source
+	srv, err := dcemu.New(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := srv.Start(f.listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("data cloud emulator: listen %s: %w", f.listen, err)
+	}
+	return srv, url, nil
+}
+
+func emulatorDataCloudCmd() *cobra.Command {
+	var f dcFlags
+	cmd := &cobra.Command{
+		Use:   "datacloud",
+		Short: "Run the Data Cloud emulator (org login, token exchange, Ingestion API streaming)",
+		Long: `Runs a local server that plays a Salesforce org with Data Cloud: the org's OAuth token,
+its exchange for a Data Cloud token (/services/a360/token) and the Ingestion API's streaming
+endpoints (/api/v1/ingest/sources/{source}/{object}), with the loyalty_members and
+loyalty_transactions objects. Point a connector's login_url at the printed address.
+GET /__emulator/objects/{object}/records lists what was ingested.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, url, err := f.start()
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "data cloud emulator listening on %s (client id %s, source %s)\n", url, f.clientID, f.source)
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	f.register(cmd, "", "127.0.0.1:8083")
 	return cmd
 }
 

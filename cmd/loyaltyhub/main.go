@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loyaltyhub/loyaltyhub/config"
+	_ "github.com/loyaltyhub/loyaltyhub/connectors/datacloud"      // built-in connector
 	_ "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud" // built-in connector
 	_ "github.com/loyaltyhub/loyaltyhub/connectors/salesforce"     // built-in connector
 )

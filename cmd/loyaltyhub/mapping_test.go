@@ -25,10 +25,11 @@ func TestMappingTestRunsTheExampleConfigsTests(t *testing.T) {
 	assert.Contains(t, out, "config/mappings/member-to-contact.test.yaml (member-to-contact.yaml, sync members-to-contacts)")
 	assert.Contains(t, out, "config/mappings/segment-to-de.test.yaml (segment-to-de.yaml, sync segments-to-mc)")
 	assert.Contains(t, out, "config/mappings/member-to-de.test.yaml (member-to-de.yaml, sync members-to-mc)")
+	assert.Contains(t, out, "config/mappings/member-to-dc.test.yaml (member-to-dc.yaml, sync members-to-cdp)")
 	assert.Contains(t, out, "PASS active gold member")
 	assert.NotContains(t, out, "FAIL")
 	assert.NotContains(t, out, "no tests", "every sync of the example config has tests")
-	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(4 test file\(s\)\)\n`, out)
+	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(5 test file\(s\)\)\n`, out)
 }
 
 // Every example mapping, including the ones the example config does not use
