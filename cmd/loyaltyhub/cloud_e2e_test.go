@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
+	"github.com/loyaltyhub/loyaltyhub/connectors/datacloud"
+	dcemu "github.com/loyaltyhub/loyaltyhub/connectors/datacloud/emulator"
 	"github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud"
 	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
@@ -168,4 +170,29 @@ func TestMarketingCloudConnectorConformance(t *testing.T) {
 	// The writes reached the emulator: the good rows and the large batch.
 	assert.Len(t, emu.Rows("Loyalty_Segment_Members"), 3)
 	assert.Len(t, emu.Rows("Loyalty_Members"), 2+marketingcloud.MaxBatch)
+}
+
+// TestDataCloudConnectorConformance runs the plugin conformance kit against
+// the built-in Data Cloud connector, served as the hub serves it.
+func TestDataCloudConnectorConformance(t *testing.T) {
+	emu, err := dcemu.New(dcemu.DefaultConfig())
+	require.NoError(t, err)
+	url, err := emu.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = emu.Close() })
+	t.Setenv("DC_LOGIN_URL", url)
+	t.Setenv("DC_CLIENT_ID", dcemu.DefaultClientID)
+	t.Setenv("DC_CLIENT_SECRET", dcemu.DefaultClientSecret)
+	fx, err := conformance.LoadFixture("../../connectors/datacloud/conformance.json")
+	require.NoError(t, err)
+
+	rep := conformance.Run(context.Background(), hubBinary, conformance.Options{
+		Args: []string{"connector", "serve", "datacloud"}, Fixture: fx, CallTimeout: 30 * time.Second})
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	t.Log("\n" + out.String())
+	assert.False(t, rep.Failed())
+	emu.Flush()
+	assert.Len(t, emu.Records("loyalty_members"), 2+datacloud.MaxBatch)
+	assert.Len(t, emu.Records("loyalty_transactions"), 1)
 }
