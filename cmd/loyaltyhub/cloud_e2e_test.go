@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	"github.com/loyaltyhub/loyaltyhub/connectors/datacloud"
 	dcemu "github.com/loyaltyhub/loyaltyhub/connectors/datacloud/emulator"
+	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	"github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud"
 	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
