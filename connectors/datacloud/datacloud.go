@@ -52,20 +52,18 @@ func init() {
 type Connector struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards the fields below
+	mu         sync.Mutex // guards cfg, configured, closed and client
 	cfg        Config
 	configured bool
 	closed     bool
 	client     *resty.Client
-	tok        *token
 
-	tokenMu sync.Mutex // serialises token requests
+	tokens connectors.TokenCache[token]
 }
 
 // token is a Data Cloud token and the tenant to use it with.
 type token struct {
 	access, tenantURL string
-	expires           time.Time
 }
 
 // New returns an unconfigured connector; it does no I/O.
@@ -102,7 +100,8 @@ func (c *Connector) Configure(_ context.Context, raw json.RawMessage) error {
 	if c.closed {
 		return connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
 	}
-	c.cfg, c.configured, c.tok = cfg, true, nil
+	c.cfg, c.configured = cfg, true
+	c.tokens.Drop()
 	c.client = resty.New().SetTimeout(cfg.timeout).SetHeader("User-Agent", "loyaltyhub/"+Version).
 		SetHeader("Accept", "application/json")
 	return nil
@@ -119,7 +118,8 @@ func (c *Connector) Check(ctx context.Context) error {
 func (c *Connector) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closed, c.tok = true, nil
+	c.closed = true
+	c.tokens.Drop()
 	if c.client != nil {
 		c.client.GetClient().CloseIdleConnections()
 	}
@@ -146,21 +146,13 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	old := c.tok
-	c.mu.Unlock()
-	if !fresh && old != nil && time.Until(old.expires) > time.Minute {
-		return old, nil
-	}
-	c.tokenMu.Lock()
-	defer c.tokenMu.Unlock()
-	c.mu.Lock()
-	cur := c.tok
-	c.mu.Unlock()
-	if cur != nil && cur != old && time.Until(cur.expires) > time.Minute {
-		return cur, nil // renewed by another caller meanwhile
-	}
+	return c.tokens.Get(ctx, fresh, func(ctx context.Context) (*token, time.Time, error) {
+		return fetchToken(ctx, op, cfg, client)
+	})
+}
 
+// fetchToken gets the org's token and exchanges it for a Data Cloud one.
+func fetchToken(ctx context.Context, op string, cfg Config, client *resty.Client) (*token, time.Time, error) {
 	var core struct {
 		AccessToken string `json:"access_token"`
 		InstanceURL string `json:"instance_url"`
@@ -169,10 +161,10 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 		"grant_type": "client_credentials", "client_id": cfg.ClientID, "client_secret": cfg.ClientSecret,
 	}).Post(cfg.LoginURL + "/services/oauth2/token")
 	if err := tokenAnswer(op, "org login at "+cfg.LoginURL, resp, err, &core); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if core.AccessToken == "" || core.InstanceURL == "" {
-		return nil, connectors.E(op, connectors.Transient, fmt.Errorf("org login: the answer has no access_token or instance_url: %s", snippet(resp.Body())))
+		return nil, time.Time{}, connectors.E(op, connectors.Transient, fmt.Errorf("org login: the answer has no access_token or instance_url: %s", snippet(resp.Body())))
 	}
 	var dc struct {
 		AccessToken string `json:"access_token"`
@@ -185,10 +177,10 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 		"subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
 	}).Post(strings.TrimRight(core.InstanceURL, "/") + "/services/a360/token")
 	if err := tokenAnswer(op, "Data Cloud token exchange", resp, err, &dc); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if dc.AccessToken == "" || dc.InstanceURL == "" {
-		return nil, connectors.E(op, connectors.Transient, fmt.Errorf("Data Cloud token exchange: the answer has no access_token or instance_url: %s", snippet(resp.Body())))
+		return nil, time.Time{}, connectors.E(op, connectors.Transient, fmt.Errorf("Data Cloud token exchange: the answer has no access_token or instance_url: %s", snippet(resp.Body())))
 	}
 	tenant := strings.TrimRight(dc.InstanceURL, "/")
 	if !strings.Contains(tenant, "://") {
@@ -198,13 +190,7 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 	if ttl <= 0 {
 		ttl = time.Hour
 	}
-	t := &token{access: dc.AccessToken, tenantURL: tenant, expires: time.Now().Add(ttl)}
-	c.mu.Lock()
-	if !c.closed {
-		c.tok = t
-	}
-	c.mu.Unlock()
-	return t, nil
+	return &token{access: dc.AccessToken, tenantURL: tenant}, time.Now().Add(ttl), nil
 }
 
 // tokenAnswer decodes a token answer into out, or classifies its failure.

@@ -62,21 +62,19 @@ func init() {
 type Connector struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards cfg, configured, closed, client and tok
+	mu         sync.Mutex // guards cfg, configured, closed and client
 	cfg        Config
 	configured bool
 	closed     bool
 	client     *resty.Client
-	tok        *token
 
-	tokenMu sync.Mutex // serialises token requests, so a stampede asks once
+	tokens connectors.TokenCache[token]
 }
 
 // token is an access token and where to use it.
 type token struct {
 	access  string
 	restURL string // rest_instance_url, without its trailing slash
-	expires time.Time
 }
 
 // New returns an unconfigured connector; it does no I/O. A nil logger
@@ -121,7 +119,7 @@ func (c *Connector) Configure(_ context.Context, raw json.RawMessage) error {
 	}
 	c.cfg = cfg
 	c.configured = true
-	c.tok = nil
+	c.tokens.Drop()
 	c.client = resty.New().SetTimeout(cfg.timeout).
 		SetHeader("User-Agent", "loyaltyhub/"+Version).
 		SetHeader("Accept", "application/json")
@@ -141,7 +139,7 @@ func (c *Connector) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	c.tok = nil
+	c.tokens.Drop()
 	if c.client != nil {
 		c.client.GetClient().CloseIdleConnections()
 	}
@@ -162,9 +160,6 @@ func (c *Connector) state(op string) (Config, *resty.Client, error) {
 	return c.cfg, c.client, nil
 }
 
-// tokenSlack is how long before its expiry a token is renewed.
-const tokenSlack = time.Minute
-
 // token returns a valid token, asking for one when there is none, it is
 // about to expire, or fresh is true (after a 401).
 func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, error) {
@@ -172,21 +167,13 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	old := c.tok
-	c.mu.Unlock()
-	if !fresh && old != nil && time.Until(old.expires) > tokenSlack {
-		return old, nil
-	}
-	c.tokenMu.Lock()
-	defer c.tokenMu.Unlock()
-	c.mu.Lock()
-	cur := c.tok
-	c.mu.Unlock()
-	// Another caller renewed it while this one waited.
-	if cur != nil && cur != old && time.Until(cur.expires) > tokenSlack {
-		return cur, nil
-	}
+	return c.tokens.Get(ctx, fresh, func(ctx context.Context) (*token, time.Time, error) {
+		return fetchToken(ctx, op, cfg, client)
+	})
+}
+
+// fetchToken asks the auth host for a token (client-credentials grant).
+func fetchToken(ctx context.Context, op string, cfg Config, client *resty.Client) (*token, time.Time, error) {
 	body := map[string]string{"grant_type": "client_credentials", "client_id": cfg.ClientID, "client_secret": cfg.ClientSecret}
 	if cfg.AccountID != "" {
 		body["account_id"] = cfg.AccountID
@@ -202,22 +189,16 @@ func (c *Connector) token(ctx context.Context, op string, fresh bool) (*token, e
 	resp, err := client.R().SetContext(ctx).SetHeader("Content-Type", "application/json").
 		SetBody(body).Post(cfg.AuthURL + "/v2/token")
 	if err != nil {
-		return nil, connectors.E(op, connectors.Transient, fmt.Errorf("token request to %s: %w", cfg.AuthURL, err))
+		return nil, time.Time{}, connectors.E(op, connectors.Transient, fmt.Errorf("token request to %s: %w", cfg.AuthURL, err))
 	}
 	if resp.StatusCode() != http.StatusOK {
-		return nil, connectors.E(op, tokenErrorKind(resp.StatusCode()), fmt.Errorf("token request: %s", describeOAuthError(resp)))
+		return nil, time.Time{}, connectors.E(op, tokenErrorKind(resp.StatusCode()), fmt.Errorf("token request: %s", describeOAuthError(resp)))
 	}
 	if err := json.Unmarshal(resp.Body(), &out); err != nil || out.AccessToken == "" || out.RestInstanceURL == "" {
-		return nil, connectors.E(op, connectors.Transient, fmt.Errorf("token request: the answer has no access_token or rest_instance_url: %s", snippet(resp.Body())))
+		return nil, time.Time{}, connectors.E(op, connectors.Transient, fmt.Errorf("token request: the answer has no access_token or rest_instance_url: %s", snippet(resp.Body())))
 	}
-	t := &token{access: out.AccessToken, restURL: strings.TrimRight(out.RestInstanceURL, "/"),
-		expires: time.Now().Add(time.Duration(out.ExpiresIn) * time.Second)}
-	c.mu.Lock()
-	if !c.closed {
-		c.tok = t
-	}
-	c.mu.Unlock()
-	return t, nil
+	t := &token{access: out.AccessToken, restURL: strings.TrimRight(out.RestInstanceURL, "/")}
+	return t, time.Now().Add(time.Duration(out.ExpiresIn) * time.Second), nil
 }
 
 func tokenErrorKind(status int) connectors.Kind {
