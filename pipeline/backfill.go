@@ -70,6 +70,10 @@ type BackfillFailure struct {
 
 const maxBackfillFailures = 100
 
+// backfillLeaseCheck is how often a backfill checks that this replica still
+// runs the sync.
+var backfillLeaseCheck = time.Second
+
 // ErrBackfillRunning is returned when a sync's backfill is asked for while
 // one runs.
 var ErrBackfillRunning = errors.New("a backfill of this sync is running")
@@ -109,18 +113,20 @@ func (s *Sync) Backfill(ctx context.Context, h History) error {
 	if err != nil {
 		return err
 	}
-	return s.runBackfill(ctx, h, b)
+	return s.runBackfill(ctx, h, b, nil)
 }
 
 // StartBackfill is Backfill in the background: it returns once the
 // backfill is registered (BackfillStatus shows it running), or
-// ErrBackfillRunning.
-func (s *Sync) StartBackfill(ctx context.Context, h History) error {
+// ErrBackfillRunning. Every second or so it calls holds, which returns an
+// error when this replica no longer runs the sync (its lease moved): the
+// backfill then stops with that error.
+func (s *Sync) StartBackfill(ctx context.Context, h History, holds func(context.Context) error) error {
 	b, err := s.beginBackfill()
 	if err != nil {
 		return err
 	}
-	go func() { _ = s.runBackfill(ctx, h, b) }()
+	go func() { _ = s.runBackfill(ctx, h, b, holds) }()
 	return nil
 }
 
@@ -135,8 +141,8 @@ func (s *Sync) beginBackfill() (*backfillState, error) {
 	return b, nil
 }
 
-func (s *Sync) runBackfill(ctx context.Context, h History, b *backfillState) error {
-	err := s.backfill(ctx, h, b)
+func (s *Sync) runBackfill(ctx context.Context, h History, b *backfillState, holds func(context.Context) error) error {
+	err := s.backfill(ctx, h, b, holds)
 	b.mu.Lock()
 	b.status.Running = false
 	b.status.FinishedAt = time.Now().UTC()
@@ -155,7 +161,7 @@ func (b *backfillState) running() bool {
 	return b.status.Running
 }
 
-func (s *Sync) backfill(ctx context.Context, h History, b *backfillState) error {
+func (s *Sync) backfill(ctx context.Context, h History, b *backfillState, holds func(context.Context) error) error {
 	// 1. Choose: the newest event of each key, or every change of a
 	// segment (a delta each); in stream order.
 	segments := false
@@ -204,6 +210,8 @@ func (s *Sync) backfill(ctx context.Context, h History, b *backfillState) error 
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
+	stop := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
+	checked := time.Now()
 	for _, seq := range seqs {
 		select {
 		case slots <- struct{}{}:
@@ -211,6 +219,14 @@ func (s *Sync) backfill(ctx context.Context, h History, b *backfillState) error 
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if holds != nil && time.Since(checked) >= backfillLeaseCheck {
+			checked = time.Now()
+			if err := holds(ctx); err != nil {
+				<-slots
+				stop(fmt.Errorf("stopped: %w", err))
+				break
+			}
 		}
 		msg, err := h.Message(ctx, seq)
 		if err != nil {
@@ -223,7 +239,7 @@ func (s *Sync) backfill(ctx context.Context, h History, b *backfillState) error 
 			defer wg.Done()
 			defer func() { <-slots }()
 			if err := s.backfillOne(ctx, msg, b); err != nil {
-				errOnce.Do(func() { firstErr = err; cancel() })
+				stop(err)
 			}
 		}()
 	}

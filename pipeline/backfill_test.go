@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,4 +60,27 @@ func TestBackfillRewritesWhatTheTargetLost(t *testing.T) {
 	st, _ = h.sync.BackfillStatus()
 	assert.Equal(t, int64(5), st.Scanned)
 	assert.Equal(t, int64(2), st.Applied)
+}
+
+// TestBackfillStopsWhenTheSyncMoves: a backfill started in the background
+// stops, with the reason, once this replica no longer runs the sync.
+func TestBackfillStopsWhenTheSyncMoves(t *testing.T) {
+	defer pipeline.SetBackfillLeaseCheck(0)()
+	h := newHarness(t, pipeline.SyncConfig{}, newTarget())
+	h.publish(memberEvent("e1", "M-1", 1, "ada"), memberEvent("e2", "M-2", 1, "grace"))
+	h.waitCounts("members", 2)
+	h.target.mu.Lock()
+	clear(h.target.records)
+	h.target.mu.Unlock()
+
+	moved := errors.New("sync members does not run on this replica but on \"b\"")
+	require.NoError(t, h.sync.StartBackfill(context.Background(), h.bus, func(context.Context) error { return moved }))
+	st, ok := h.sync.BackfillStatus()
+	require.True(t, ok)
+	require.Eventually(t, func() bool { st, _ = h.sync.BackfillStatus(); return !st.Running }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, "stopped: "+moved.Error(), st.Error)
+	assert.Zero(t, st.Applied)
+	h.target.mu.Lock()
+	assert.Empty(t, h.target.records, "nothing written once the lease moved")
+	h.target.mu.Unlock()
 }

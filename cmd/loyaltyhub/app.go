@@ -373,15 +373,21 @@ func (x adminAPI) StartBackfill(ctx context.Context, name string) (pipeline.Back
 	if !ok {
 		return pipeline.BackfillStatus{}, fmt.Errorf("no sync %q: %w", name, openapi.ErrNotFound)
 	}
-	me := replicaID(x.a.cfg)
-	lease, found, err := x.a.store.LeaseOf(ctx, pipeline.LeaseName(pipeline.ConsumerName(name)))
-	if err != nil {
-		return pipeline.BackfillStatus{}, fmt.Errorf("reading the sync's lease: %w", err)
+	holds := func(ctx context.Context) error {
+		me := replicaID(x.a.cfg)
+		lease, found, err := x.a.store.LeaseOf(ctx, pipeline.LeaseName(pipeline.ConsumerName(name)))
+		if err != nil {
+			return fmt.Errorf("reading the sync's lease: %w", err)
+		}
+		if !found || lease.Holder != me || !lease.ExpiresAt.After(time.Now()) {
+			return fmt.Errorf("sync %s does not run on this replica (%s) but on %q: ask that one: %w", name, me, lease.Holder, openapi.ErrConflict)
+		}
+		return nil
 	}
-	if !found || lease.Holder != me || !lease.ExpiresAt.After(time.Now()) {
-		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s does not run on this replica (%s) but on %q: ask that one: %w", name, me, lease.Holder, openapi.ErrConflict)
+	if err := holds(ctx); err != nil {
+		return pipeline.BackfillStatus{}, err
 	}
-	if err := s.StartBackfill(x.a.ctx, x.a.bus); errors.Is(err, pipeline.ErrBackfillRunning) {
+	if err := s.StartBackfill(x.a.ctx, x.a.bus, holds); errors.Is(err, pipeline.ErrBackfillRunning) {
 		return pipeline.BackfillStatus{}, fmt.Errorf("sync %s: %w: %w", name, err, openapi.ErrConflict)
 	} else if err != nil {
 		return pipeline.BackfillStatus{}, err
