@@ -124,6 +124,14 @@ type Bus struct {
 	// for events it still holds (retries, slow targets). Default 30s;
 	// range 1s to 1h.
 	AckWait time.Duration `yaml:"ack_wait" default:"30s" min:"1s" max:"1h" desc:"Redelivery delay for events in flight when a hub stops abruptly."`
+	// MaxAge is how long the bus keeps an event, delivered or not: how far
+	// back a backfill (and `mapping preview --key`) can reach. Default 168h
+	// (7 days); range 1h to 87600h (10 years).
+	MaxAge time.Duration `yaml:"max_age" default:"168h" min:"1h" max:"87600h" desc:"How long the bus keeps events: how far back a backfill reaches."`
+	// MaxBytes caps the bus's size; once full, new events are refused
+	// (ingress answers 503) rather than old ones dropped. 0 means no cap.
+	// Default 0.
+	MaxBytes int64 `yaml:"max_bytes" default:"0" min:"0" unit:"bytes" desc:"Cap on the bus's size; when full new events are refused (503); 0 = no cap."`
 }
 
 // Store drivers.

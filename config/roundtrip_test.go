@@ -42,7 +42,7 @@ func TestFullConfig(t *testing.T) {
 		DataDir:  cfg.DataDir,
 		Log:      config.Log{Level: "info", Format: "text"},
 		HTTP:     config.HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxBatchEvents: 1000, ShutdownTimeout: 30 * time.Second},
-		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second},
+		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second, MaxAge: 168 * time.Hour},
 		Store:    config.Store{Driver: "sqlite", DSN: cfg.Store.DSN},
 		Progress: config.Progress{Interval: 5 * time.Second},
 		Replica:  config.Replica{LeaseTTL: 15 * time.Second},
@@ -70,13 +70,13 @@ func TestFullConfig(t *testing.T) {
 		Mapping: config.MappingRef{
 			File:       filepath.Join(td, "mappings", "member-to-lpm.yaml"),
 			SourceFile: filepath.Join(td, "full.yaml"),
-			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: 39, Column: 14},
+			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: 42, Column: 14},
 		},
 		Batch:     config.Batch{Size: 200, Window: 200 * time.Millisecond},
 		Retry:     config.Retry{MaxAttempts: 10, InitialInterval: 500 * time.Millisecond, MaxInterval: time.Minute, Multiplier: 2},
 		RateLimit: 0,
 		Inflight:  400, // 0 in the file: 2 × batch.size
-		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: 33, Column: 3},
+		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: 36, Column: 3},
 	}
 	if !reflect.DeepEqual(*m, wantM) {
 		t.Errorf("sync members-to-crm:\n got %+v\nwant %+v", *m, wantM)

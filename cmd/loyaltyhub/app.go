@@ -137,6 +137,8 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		Stream:        cfg.Bus.Stream,
 		SubjectPrefix: cfg.Bus.SubjectPrefix,
 		AckWait:       cfg.Bus.AckWait,
+		MaxAge:        cfg.Bus.MaxAge,
+		MaxBytes:      cfg.Bus.MaxBytes,
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening the bus: %w", err)
