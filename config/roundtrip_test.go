@@ -53,13 +53,13 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("top-level settings:\n got %+v\nwant %+v", got, wantTop)
 	}
 
-	if s := cfg.Sources["ledger"]; s.Name != "ledger" || s.Secret.Value() != "whsec-full" || s.Pos.String() != filepath.Join(td, "full.yaml")+":19:3" {
+	if s := cfg.Sources["ledger"]; s.Name != "ledger" || s.Secret.Value() != "whsec-full" || s.Pos.String() != filepath.Join(td, "full.yaml")+":22:3" {
 		t.Errorf("source ledger: %+v at %s", s, s.Pos)
 	}
 	if s := cfg.Sources["cdp"]; s.Secret != "" {
 		t.Errorf("source cdp has a secret")
 	}
-	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != 23 {
+	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != 26 {
 		t.Errorf("connector crm: %v at %s", c, c.Pos)
 	}
 
@@ -86,7 +86,7 @@ func TestFullConfig(t *testing.T) {
 		tx.RateLimit != 2.5 || tx.Inflight != 300 || tx.Retry.MaxAttempts != 10 {
 		t.Errorf("sync transactions-to-crm: %+v", *tx)
 	}
-	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != 50 {
+	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != 53 {
 		t.Errorf("inline mapping: %+v", tx.Mapping)
 	}
 	if names := syncNames(cfg.SyncList()); names != "members-to-crm,transactions-to-crm" {
