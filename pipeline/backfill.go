@@ -280,7 +280,11 @@ func (s *Sync) backfillOne(ctx context.Context, msg *message.Message, b *backfil
 			case store.Skipped:
 				b.skipped.Add(1)
 			default:
-				b.fail(BackfillFailure{EventID: ev.ID, Key: ev.Subject, Reason: p.reason})
+				reason := p.reason
+				if reason == "" {
+					reason = "no outcome recorded"
+				}
+				b.fail(BackfillFailure{EventID: ev.ID, Key: ev.Subject, Reason: reason})
 			}
 			return nil
 		}

@@ -359,7 +359,10 @@ func (s *Sync) process(batch []*pending) {
 	}
 	newest := map[string]*pending{}
 	for _, p := range batch {
-		if cur, ok := newest[batchKey(p)]; !ok || p.ev.Version > cur.ev.Version {
+		cur, ok := newest[batchKey(p)]
+		// Of two deliveries of one event, a backfill's goes on: it is
+		// written even if the version is applied.
+		if !ok || p.ev.Version > cur.ev.Version || (p.ev.ID == cur.ev.ID && p.force && !cur.force) {
 			newest[batchKey(p)] = p
 		}
 	}
@@ -785,6 +788,7 @@ func (s *Sync) answer(batch []*pending, answers map[*pending]error, copies map[*
 		err := answers[p]
 		if n, ok := copies[p]; ok {
 			err = answers[n]
+			p.outcome, p.reason = n.outcome, n.reason
 		}
 		if err != nil {
 			retries++
