@@ -42,7 +42,9 @@ func TestBackfilledCopyGoesOn(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	w := &countingWriter{writes: map[string]int{}}
-	mapper := func(_ context.Context, ev *event.Event) (map[string]any, error) { return map[string]any{"v": ev.Version}, nil }
+	mapper := func(_ context.Context, ev *event.Event) (map[string]any, error) {
+		return map[string]any{"v": ev.Version}, nil
+	}
 	s, err := NewSync(SyncConfig{Name: "members", Topic: "ledger.member", System: "crm", Object: "Member",
 		Mode: connectors.Upsert, ExternalIDField: "Ext__c"}, mapper, w, st, nil, nil)
 	require.NoError(t, err)
