@@ -23,6 +23,10 @@ const (
 	// larger rowsets work but answer slower and fail as a whole.
 	MaxBatchSize   = 500
 	DefaultTimeout = 30 * time.Second
+	// DefaultAsyncThreshold is the smallest batch sent through the
+	// asynchronous rows API.
+	DefaultAsyncThreshold = 1000
+	DefaultAsyncTimeout   = 10 * time.Minute
 )
 
 // Config is the connector's config block, given to Configure as JSON.
@@ -53,8 +57,15 @@ type Config struct {
 	BatchSize int `json:"batch_size,omitempty"`
 	// Timeout bounds each HTTP call, as a Go duration ("30s"). Default "30s".
 	Timeout string `json:"timeout,omitempty"`
+	// AsyncThreshold: a batch of at least this many rows goes through the
+	// asynchronous rows API (one request for up to 32,000 rows) instead of
+	// rowset calls. 0 means the default, 1000; -1 never.
+	AsyncThreshold int `json:"async_threshold,omitempty"`
+	// AsyncTimeout is how long a write waits for an asynchronous request to
+	// complete, as a Go duration. Default "10m".
+	AsyncTimeout string `json:"async_timeout,omitempty"`
 
-	timeout time.Duration
+	timeout, asyncTimeout time.Duration
 }
 
 // DataExtension describes one data extension written.
@@ -89,6 +100,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == "" {
 		c.Timeout = DefaultTimeout.String()
+	}
+	if c.AsyncThreshold == 0 {
+		c.AsyncThreshold = DefaultAsyncThreshold
+	}
+	if c.AsyncTimeout == "" {
+		c.AsyncTimeout = DefaultAsyncTimeout.String()
 	}
 }
 
@@ -151,6 +168,16 @@ func (c *Config) Validate() error {
 		bad("timeout %q is out of range: set a duration above 0 and at most 10m", c.Timeout)
 	} else {
 		c.timeout = d
+	}
+	if c.AsyncThreshold < -1 || c.AsyncThreshold > MaxBatch {
+		bad("async_threshold %d is out of range: set 1..%d rows (the smallest batch sent through the asynchronous API), or -1 to never use it", c.AsyncThreshold, MaxBatch)
+	}
+	if d, err := time.ParseDuration(c.AsyncTimeout); err != nil {
+		bad("async_timeout %q is not a duration: set it like \"10m\"", c.AsyncTimeout)
+	} else if d < time.Second || d > 24*time.Hour {
+		bad("async_timeout %q is out of range: set a duration from 1s to 24h", c.AsyncTimeout)
+	} else {
+		c.asyncTimeout = d
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("marketingcloud config: %w", errors.Join(errs...))
@@ -250,6 +277,20 @@ const configSchema = `{
       "default": 50,
       "description": "Rows per rowset call (Marketing Cloud advises at most 50).",
       "example": 50
+    },
+    "async_threshold": {
+      "type": "integer",
+      "minimum": -1,
+      "maximum": 10000,
+      "default": 1000,
+      "example": 1000,
+      "description": "Smallest batch sent through the asynchronous rows API (one request for up to 32,000 rows) instead of rowset calls; -1 never."
+    },
+    "async_timeout": {
+      "type": "string",
+      "default": "10m",
+      "example": "10m",
+      "description": "How long a write waits for an asynchronous request to complete, a Go duration."
     },
     "timeout": {
       "type": "string",

@@ -47,8 +47,9 @@ const Name = "marketingcloud"
 const Version = "0.1.0"
 
 // MaxBatch is the largest batch Write accepts; it splits a batch into
-// rowset calls of Config.BatchSize rows each.
-const MaxBatch = 2000
+// rowset calls of Config.BatchSize rows each, or sends it as one
+// asynchronous request (Config.AsyncThreshold).
+const MaxBatch = 10000
 
 func init() {
 	connectors.Register(connectors.Spec{

@@ -65,6 +65,13 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	}
 
 	w := &writer{c: c, key: req.Object, rows: rows, results: results}
+	if cfg.AsyncThreshold > 0 && len(idx) >= cfg.AsyncThreshold {
+		rest, err := w.async(ctx, cfg, idx)
+		if err != nil {
+			return connectors.WriteResponse{Calls: w.calls}, err
+		}
+		idx = rest // what the asynchronous request left to the rowset API
+	}
 	for start := 0; start < len(idx); start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(idx))
 		if err := connectors.Isolate(idx[start:end], isolationCalls, results, w.send(ctx)); err != nil {
@@ -179,33 +186,39 @@ func (w *writer) send(ctx context.Context) func(idx []int) (*connectors.Refusal,
 	}
 }
 
-// post makes one rowset call, with a fresh token and one replay on a 401.
+// post makes one rowset call.
 func (w *writer) post(ctx context.Context, rows []row) (*resty.Response, error) {
+	return w.do(ctx, http.MethodPost, "/hub/v1/dataevents/key:"+url.PathEscape(w.key)+"/rowset", rows)
+}
+
+// do makes one REST call (body encoded as JSON when not nil), with a fresh
+// token and one replay on a 401.
+func (w *writer) do(ctx context.Context, method, path string, body any) (*resty.Response, error) {
 	const op = "marketingcloud.Write"
 	_, client, err := w.c.state(op)
 	if err != nil {
 		return nil, err
 	}
-	fresh := false
-	for {
+	for fresh := false; ; fresh = true {
 		tok, err := w.c.token(ctx, op, fresh)
 		if err != nil {
 			return nil, err
 		}
 		w.calls++
-		resp, err := client.R().SetContext(ctx).SetAuthToken(tok.access).
-			SetHeader("Content-Type", "application/json").SetBody(rows).
-			Post(tok.restURL + "/hub/v1/dataevents/key:" + url.PathEscape(w.key) + "/rowset")
+		r := client.R().SetContext(ctx).SetAuthToken(tok.access)
+		if body != nil {
+			r.SetHeader("Content-Type", "application/json").SetBody(body)
+		}
+		resp, err := r.Execute(method, tok.restURL+path)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, connectors.E(op, connectors.Transient, ctx.Err())
 			}
 			return nil, connectors.E(op, connectors.Transient, fmt.Errorf("data extension %s: %w", w.key, err))
 		}
-		if resp.StatusCode() == http.StatusUnauthorized && !fresh {
-			fresh = true // the token expired or was revoked: one new token, one replay
-			continue
+		// A 401: the token expired or was revoked; one new token, one replay.
+		if resp.StatusCode() != http.StatusUnauthorized || fresh {
+			return resp, nil
 		}
-		return resp, nil
 	}
 }

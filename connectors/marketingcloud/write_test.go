@@ -238,3 +238,48 @@ func TestWriteBoundsTheCallsSpentIsolating(t *testing.T) {
 	assert.LessOrEqual(t, resp.Calls, 25, "one call, then at most 24 spent isolating")
 	assert.Empty(t, emu.Rows("Loyalty_Segment_Members"))
 }
+
+// A batch at the async threshold is one asynchronous request: every row
+// lands, a few status reads, no rowset call.
+func TestWriteLargeBatchThroughTheAsyncAPI(t *testing.T) {
+	emu, c := startEmulator(t, `,"async_threshold":1000`)
+	var recs []connectors.Record
+	for i := range 1500 {
+		recs = append(recs, segmentRecord("VIP", fmt.Sprintf("M-%04d", i), i%2 == 0))
+	}
+	resp, err := c.Write(context.Background(), upsert("Loyalty_Segment_Members", recs...))
+	require.NoError(t, err)
+	for i, r := range resp.Results {
+		require.Equal(t, connectors.StatusApplied, r.Status, "record %d: %+v", i, r)
+	}
+	assert.Equal(t, "SegmentId:VIP;MembershipNumber:M-0007", resp.Results[7].TargetID)
+	assert.Len(t, emu.Rows("Loyalty_Segment_Members"), 1500)
+	calls := emu.Calls()
+	assert.Equal(t, 1, calls["async.upsert"])
+	assert.Zero(t, calls["rowset.upsert"])
+	assert.Less(t, resp.Calls, 12, "one request and a few status reads: the rowset API would take 30 calls")
+}
+
+// When the asynchronous request reports errors, the batch goes again
+// through the rowset API, which isolates the bad row.
+func TestWriteAsyncErrorsFallBackToRowsets(t *testing.T) {
+	emu, c := startEmulator(t, `,"async_threshold":100`)
+	var recs []connectors.Record
+	for i := range 150 {
+		recs = append(recs, segmentRecord("VIP", fmt.Sprintf("M-%03d", i), true))
+	}
+	recs[42].Fields["Segment_Version"] = "forty-two"
+	resp, err := c.Write(context.Background(), upsert("Loyalty_Segment_Members", recs...))
+	require.NoError(t, err)
+	for i, r := range resp.Results {
+		if i == 42 {
+			assert.Equal(t, connectors.StatusPermanent, r.Status)
+			assert.Contains(t, r.Message, "Segment_Version")
+			continue
+		}
+		require.Equal(t, connectors.StatusApplied, r.Status, "record %d: %+v", i, r)
+	}
+	assert.Len(t, emu.Rows("Loyalty_Segment_Members"), 149)
+	assert.Equal(t, 1, emu.Calls()["async.upsert"])
+	assert.Greater(t, emu.Calls()["rowset.upsert"], 3)
+}
