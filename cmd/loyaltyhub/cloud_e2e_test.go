@@ -17,6 +17,7 @@ import (
 	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	"github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud"
 	mcemu "github.com/loyaltyhub/loyaltyhub/connectors/marketingcloud/emulator"
+	sfemu "github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
 	"github.com/loyaltyhub/loyaltyhub/plugins/conformance"
 )
@@ -136,11 +137,17 @@ syncs:
 // checkSegmentOutcomes reads the segment sync's outcome counts from the
 // hub's SQLite state store.
 func checkSegmentOutcomes(t *testing.T, dir string) store.Counts {
+	return checkSyncOutcomes(t, dir, "segments-to-mc")
+}
+
+// checkSyncOutcomes reads a sync's outcome counts from the hub's SQLite
+// state store.
+func checkSyncOutcomes(t *testing.T, dir, sync string) store.Counts {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "data", "state.db"), nil)
 	require.NoError(t, err)
 	defer st.Close()
-	c, err := st.Counts(context.Background(), "segments-to-mc")
+	c, err := st.Counts(context.Background(), sync)
 	require.NoError(t, err)
 	return c
 }
@@ -195,4 +202,72 @@ func TestDataCloudConnectorConformance(t *testing.T) {
 	emu.Flush()
 	assert.Len(t, emu.Records("loyalty_members"), 2+datacloud.MaxBatch)
 	assert.Len(t, emu.Records("loyalty_transactions"), 1)
+}
+
+// TestEndToEndTransactionsWaitForTheirMember: transactions that arrive
+// before their member are retried until the member's LoyaltyProgramMember
+// is written, then linked to it through the cross-reference; nothing is
+// dead-lettered.
+func TestEndToEndTransactionsWaitForTheirMember(t *testing.T) {
+	o := startOrg(t)
+	lpmMapping, err := filepath.Abs("../../config/mappings/member-to-lpm.yaml")
+	require.NoError(t, err)
+	txMapping, err := filepath.Abs("../../config/mappings/transaction-to-journal.yaml")
+	require.NoError(t, err)
+	h := newBareHub(t)
+	h.writeConfig(fmt.Sprintf(`data_dir: %s
+http: {listen: %q}
+sources:
+  ledger: {}
+connectors:
+  crm:
+    type: salesforce
+    config: {login_url: %q, client_id: %s, client_secret: %s}
+syncs:
+  members-to-crm:
+    from: ledger.member
+    to: crm
+    object: LoyaltyProgramMember
+    external_id: Ledger_Member_Id__c
+    mapping: %q
+  transactions-to-crm:
+    from: ledger.transaction
+    to: crm
+    object: TransactionJournal
+    external_id: ExternalTransactionNumber
+    mapping: %q
+    retry: {max_attempts: 1000, initial_interval: 50ms, max_interval: 500ms}
+`, filepath.Join(h.dir, "data"), h.addr, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, lpmMapping, txMapping))
+	h.start()
+
+	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 50, Events: 50, Seed: 3})
+	members := make([]string, 0, len(plan.Newest))
+	for id := range plan.Newest {
+		members = append(members, id)
+	}
+	txns := ledgeremu.NewTransactions(members, 120, 0, 3, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
+	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 50}
+	require.NoError(t, sender.SendTransactions(context.Background(), txns)) // before any member
+	time.Sleep(500 * time.Millisecond)
+	assert.Empty(t, o.Records("TransactionJournal"), "no member yet: the transactions wait")
+	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		require.Len(c, o.Records("TransactionJournal"), len(txns))
+	}, 60*time.Second, 100*time.Millisecond)
+	lpmOf := map[string]string{} // ledger member id → LoyaltyProgramMember Id
+	for _, r := range o.Records(lpm) {
+		lpmOf[r[extID].(string)] = r["Id"].(string)
+	}
+	byNumber := map[string]map[string]any{}
+	for _, r := range o.Records("TransactionJournal") {
+		byNumber[r["ExternalTransactionNumber"].(string)] = r
+	}
+	for _, tx := range txns {
+		r := byNumber[tx.Data.ID]
+		require.NotNil(t, r, tx.Data.ID)
+		assert.Equal(t, lpmOf[tx.Data.MemberID], r["MemberId"], "transaction %s is linked to its member's record", tx.Data.ID)
+	}
+	c := checkSyncOutcomes(t, h.dir, "transactions-to-crm")
+	assert.Equal(t, store.Counts{Applied: int64(len(txns))}, c)
 }

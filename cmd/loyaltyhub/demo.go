@@ -98,7 +98,7 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 					case <-t.C:
 					}
 					args := []any{}
-					for _, obj := range []string{"LoyaltyProgramMember", "Contact"} {
+					for _, obj := range []string{"LoyaltyProgramMember", "Contact", "TransactionJournal"} {
 						args = append(args, obj, len(srv.Records(obj)))
 					}
 					logger.Info("salesforce emulator holds", args...)
@@ -111,7 +111,8 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 					}
 					logger.Info("marketing cloud emulator holds", "Loyalty_Members", len(mcSrv.Rows("Loyalty_Members")),
 						"Loyalty_Segment_Members", len(rows), "joined", joined)
-					logger.Info("data cloud emulator holds", "loyalty_members", len(dcSrv.Records("loyalty_members")))
+					logger.Info("data cloud emulator holds", "loyalty_members", len(dcSrv.Records("loyalty_members")),
+						"loyalty_transactions", len(dcSrv.Records("loyalty_transactions")))
 				}
 			}()
 			return <-hubErr

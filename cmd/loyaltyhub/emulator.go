@@ -190,6 +190,7 @@ and inject faults.`,
 type ledgerFlags struct {
 	hub, secret               string
 	members, events, batch    int
+	transactions              int
 	rate, duplicates, reorder float64
 	seed                      uint64
 	loop, segments            bool
@@ -207,6 +208,7 @@ func (f *ledgerFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "random seed")
 	cmd.Flags().BoolVar(&f.loop, "loop", false, "keep sending new rounds until stopped")
 	cmd.Flags().BoolVar(&f.segments, "segments", true, "after each round, send the tier segments' membership changes (tier-gold, ...)")
+	cmd.Flags().IntVar(&f.transactions, "transactions", 100, "after each round, send this many purchase transactions of its members")
 }
 
 // send runs rounds of ledger traffic at the configured rate.
@@ -244,6 +246,17 @@ func (f *ledgerFlags) send(ctx context.Context, logger *slog.Logger) error {
 					args = append(args, c.Subject, fmt.Sprintf("+%d -%d", len(c.Data.Added), len(c.Data.Removed)))
 				}
 				logger.Info("ledger segment changes", args...)
+			}
+		}
+		if err == nil && f.transactions > 0 {
+			members := make([]string, 0, len(plan.Newest))
+			for id := range plan.Newest {
+				members = append(members, id)
+			}
+			txns := ledgeremu.NewTransactions(members, f.transactions, round*f.transactions, f.seed+uint64(round),
+				start.Add(time.Duration(round)*time.Hour))
+			if err = sender.SendTransactions(ctx, txns); err == nil {
+				logger.Info("ledger transactions", "round", round+1, "sent", len(txns))
 			}
 		}
 		if err != nil || !f.loop {

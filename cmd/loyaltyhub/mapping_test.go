@@ -26,14 +26,16 @@ func TestMappingTestRunsTheExampleConfigsTests(t *testing.T) {
 	assert.Contains(t, out, "config/mappings/segment-to-de.test.yaml (segment-to-de.yaml, sync segments-to-mc)")
 	assert.Contains(t, out, "config/mappings/member-to-de.test.yaml (member-to-de.yaml, sync members-to-mc)")
 	assert.Contains(t, out, "config/mappings/member-to-dc.test.yaml (member-to-dc.yaml, sync members-to-cdp)")
+	assert.Contains(t, out, "config/mappings/transaction-to-journal.test.yaml (transaction-to-journal.yaml, sync transactions-to-crm)")
+	assert.Contains(t, out, "config/mappings/transaction-to-dc.test.yaml (transaction-to-dc.yaml, sync transactions-to-cdp)")
 	assert.Contains(t, out, "PASS active gold member")
 	assert.NotContains(t, out, "FAIL")
 	assert.NotContains(t, out, "no tests", "every sync of the example config has tests")
-	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(5 test file\(s\)\)\n`, out)
+	assert.Regexp(t, `\n[1-9][0-9]* passed, 0 failed \(7 test file\(s\)\)\n`, out)
 }
 
 // Every example mapping, including the ones the example config does not use
-// (transactions, vouchers), has a test file, and it passes.
+// (vouchers), has a test file, and it passes.
 func TestMappingTestRunsEveryExampleMappingsTests(t *testing.T) {
 	maps, err := filepath.Glob("../../config/mappings/*.yaml")
 	require.NoError(t, err)

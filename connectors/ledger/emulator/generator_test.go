@@ -81,3 +81,21 @@ func TestSegmentsFollowTiers(t *testing.T) {
 	assert.Equal(t, emulator.SegmentChange{SegmentID: "tier-platinum", Version: 2, Added: []string{"M-2"}, Removed: []string{}}, second[1].Data)
 	assert.NotEqual(t, first[1].ID, second[0].ID)
 }
+
+func TestNewTransactions(t *testing.T) {
+	start := time.Date(2026, 4, 1, 6, 0, 0, 0, time.UTC)
+	txns := emulator.NewTransactions([]string{"M-2", "M-1"}, 50, 100, 7, start)
+	require.Len(t, txns, 50)
+	assert.Equal(t, "T-0000100", txns[0].Subject)
+	assert.Equal(t, "T-0000149", txns[49].Data.ID)
+	for _, tx := range txns {
+		assert.Contains(t, []string{"M-1", "M-2"}, tx.Data.MemberID)
+		assert.Equal(t, "loyalty.transaction.posted", tx.Type)
+		assert.False(t, tx.Data.OccurredAt.Before(start))
+		assert.Positive(t, tx.Data.Quantity)
+		if tx.Data.Kind == "accrual" {
+			assert.Equal(t, int64(tx.Data.Amount), tx.Data.Points)
+		}
+	}
+	assert.Equal(t, txns, emulator.NewTransactions([]string{"M-1", "M-2"}, 50, 100, 7, start), "reproducible")
+}
