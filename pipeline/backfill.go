@@ -71,8 +71,11 @@ type BackfillFailure struct {
 const maxBackfillFailures = 100
 
 // backfillLeaseCheck is how often a backfill checks that this replica still
-// runs the sync.
-var backfillLeaseCheck = time.Second
+// runs the sync; backfillProgressEvery how often it logs its progress.
+var (
+	backfillLeaseCheck    = time.Second
+	backfillProgressEvery = 5 * time.Second
+)
 
 // ErrBackfillRunning is returned when a sync's backfill is asked for while
 // one runs.
@@ -201,6 +204,21 @@ func (s *Sync) backfill(ctx context.Context, h History, b *backfillState, holds 
 	}
 	b.selected.Store(int64(len(seqs)))
 	s.logger.Info("backfill started", "topic", s.cfg.Topic, "scanned", b.scanned.Load(), "selected", len(seqs))
+	progressDone := make(chan struct{})
+	defer close(progressDone)
+	go func() {
+		t := time.NewTicker(backfillProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-t.C:
+				s.logger.Info("backfill progress", "selected", len(seqs), "applied", b.applied.Load(),
+					"skipped", b.skipped.Load(), "failed", b.failed.Load())
+			}
+		}
+	}()
 
 	// 2. Write them through the sync's batches, inflight at a time so that
 	// batches fill up.

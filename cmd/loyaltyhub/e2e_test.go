@@ -140,6 +140,7 @@ type hub struct {
 	cfgPath string
 	addr    string
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited
 	logs    *os.File
 	starts  int
 }
@@ -232,6 +233,9 @@ func (h *hub) start() {
 	h.cmd = exec.Command(hubBinary, "run", "-c", h.cfgPath)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	require.NoError(h.t, h.cmd.Start())
+	exited, cmd := make(chan struct{}), h.cmd
+	h.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + h.addr + "/readyz")
@@ -241,7 +245,11 @@ func (h *hub) start() {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited: // a config error, say: the log says why
+			h.t.Fatalf("hub exited at start (%s)", cmd.ProcessState)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	h.t.Fatalf("hub did not become ready within 30s")
 }
@@ -252,13 +260,11 @@ func (h *hub) stop(sig syscall.Signal) {
 		return
 	}
 	_ = h.cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-h.exited:
 	case <-time.After(60 * time.Second):
 		_ = h.cmd.Process.Kill()
-		<-done
+		<-h.exited
 		h.t.Errorf("hub did not stop within 60s after %v", sig)
 	}
 	h.cmd = nil
