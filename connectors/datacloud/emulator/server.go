@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emufault"
 	"io"
 	"mime"
 	"net"
@@ -50,10 +51,7 @@ type Server struct {
 	tokMu  sync.Mutex
 	tokens map[string]token
 
-	faultMu  sync.Mutex
-	faults   []*Fault
-	faultSeq int
-	calls    map[string]int
+	faults *emufault.Set // injected faults, and the calls counted
 
 	srvMu   sync.Mutex
 	httpSrv *http.Server
@@ -72,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		objects: map[string]*object{},
 		tokens:  map[string]token{},
-		calls:   map[string]int{},
+		faults:  newFaults(),
 	}
 	for _, o := range cfg.Objects {
 		s.objects[o.Name] = newObject(o)

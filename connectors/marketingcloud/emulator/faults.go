@@ -2,181 +2,68 @@ package emulator
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emufault"
 )
 
 // operations are the operation names of Calls and Fault.Operations.
 var operations = []string{"auth", "rowset.upsert", "row.upsert", "async.upsert", "async.insert", "async.status", "async.results"}
 
 // FaultKind names an injectable failure.
-type FaultKind string
+type FaultKind = emufault.Kind
 
 const (
 	// FaultTooManyRequests answers HTTP 429 with header Retry-After: 1 and SFMC's rate limit
 	// body {"message":"Rate limit exceeded","errorcode":50100,"retryAfter":1,…}, before the
 	// call is processed.
-	FaultTooManyRequests FaultKind = "http_429"
+	FaultTooManyRequests = emufault.TooManyRequests
 	// FaultServerError answers HTTP 500 with an error body, before the call is processed.
-	FaultServerError FaultKind = "http_500"
+	FaultServerError = emufault.ServerError
 	// FaultLatency delays the call by Latency before it is processed.
-	FaultLatency FaultKind = "latency"
+	FaultLatency = emufault.Latency
 )
 
-var faultKinds = []FaultKind{FaultTooManyRequests, FaultServerError, FaultLatency}
+// Fault is one injected failure rule (see emufault.Fault). Operations are
+// named as in Calls ("auth", "rowset.upsert", "row.upsert", "async.upsert",
+// "async.insert", "async.status", "async.results"); without them a fault
+// fires on every call but "auth".
+type Fault = emufault.Fault
 
-// Fault is one injected failure rule. A call matching Operations fires the first matching
-// fault of each kind: latency first, then 429, then 500. A fault with Count > 0 is removed
-// after firing Count times; with Count 0 it stays until removed.
-type Fault struct {
-	// ID identifies the fault; set by AddFault.
-	ID string `json:"id,omitempty"`
-	// Kind of failure. Required.
-	Kind FaultKind `json:"kind"`
-	// Count is how many times the fault fires before it is removed. Default 0: unlimited.
-	Count int `json:"count,omitempty"`
-	// Latency added by FaultLatency, e.g. 250ms. Required for that kind.
-	Latency time.Duration `json:"-"`
-	// Operations restricts the fault to these operations, named as in Calls ("auth",
-	// "rowset.upsert", "row.upsert", "async.upsert", "async.insert", "async.status",
-	// "async.results"). Default: every call but "auth".
-	Operations []string `json:"operations,omitempty"`
-	// Fired is how many times the fault has fired (read-only).
-	Fired int `json:"fired"`
-}
-
-func (f *Fault) validate() error {
-	if !slices.Contains(faultKinds, f.Kind) {
-		kinds := make([]string, len(faultKinds))
-		for i, k := range faultKinds {
-			kinds[i] = string(k)
-		}
-		return fmt.Errorf("fault Kind %q: want one of %s", f.Kind, strings.Join(kinds, ", "))
-	}
-	if f.Count < 0 {
-		return fmt.Errorf("fault Count %d: want 0 (unlimited) or more", f.Count)
-	}
-	if f.Kind == FaultLatency && f.Latency <= 0 {
-		return fmt.Errorf("fault Latency %s: a latency fault needs a positive latency", f.Latency)
-	}
-	for _, op := range f.Operations {
-		if !slices.Contains(operations, op) {
-			return fmt.Errorf("fault Operations: %q is not an operation; want some of %s", op, strings.Join(operations, ", "))
-		}
-	}
-	return nil
+func newFaults() *emufault.Set {
+	return emufault.New(operations, func(op string) bool { return op != "auth" })
 }
 
 // AddFault activates a fault and returns its id.
-func (s *Server) AddFault(f Fault) (string, error) {
-	if err := f.validate(); err != nil {
-		return "", err
-	}
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	s.faultSeq++
-	f.ID = "f" + strconv.Itoa(s.faultSeq)
-	f.Fired = 0
-	f.Operations = slices.Clone(f.Operations)
-	s.faults = append(s.faults, &f)
-	return f.ID, nil
-}
+func (s *Server) AddFault(f Fault) (string, error) { return s.faults.Add(f) }
 
 // RemoveFault deactivates one fault; it reports whether the fault was active.
-func (s *Server) RemoveFault(id string) bool {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	for i, f := range s.faults {
-		if f.ID == id {
-			s.faults = slices.Delete(s.faults, i, i+1)
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) RemoveFault(id string) bool { return s.faults.Remove(id) }
 
 // ClearFaults deactivates every fault.
-func (s *Server) ClearFaults() {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	s.faults = nil
-}
+func (s *Server) ClearFaults() { s.faults.Clear() }
 
 // Faults returns copies of the active faults.
-func (s *Server) Faults() []Fault {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	out := make([]Fault, len(s.faults))
-	for i, f := range s.faults {
-		out[i] = *f
-	}
-	return out
-}
+func (s *Server) Faults() []Fault { return s.faults.List() }
 
-func (f *Fault) matches(op string) bool {
-	if len(f.Operations) == 0 {
-		return op != "auth"
-	}
-	return slices.Contains(f.Operations, op)
-}
-
-// fire fires the first active fault of kind matching op and returns a copy of it.
-func (s *Server) fire(kind FaultKind, op string) *Fault {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	for i, f := range s.faults {
-		if f.Kind != kind || !f.matches(op) {
-			continue
-		}
-		f.Fired++
-		fired := *f
-		if f.Count > 0 && f.Fired >= f.Count {
-			s.faults = slices.Delete(s.faults, i, i+1)
-		}
-		return &fired
-	}
-	return nil
-}
+func (s *Server) countCall(op string) { s.faults.Count(op) }
 
 // requestFaults applies the faults of a call; a non-nil reply ends the call.
 func (s *Server) requestFaults(ctx context.Context, op string) *reply {
-	if f := s.fire(FaultLatency, op); f != nil {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
-	if s.fire(FaultTooManyRequests, op) != nil {
+	switch s.faults.Apply(ctx, op) {
+	case FaultTooManyRequests:
 		// The documented rate limit answer (errorcode 50100), with a 1 s wait.
 		return &reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"},
 			body: map[string]any{"message": "Rate limit exceeded", "errorcode": 50100, "retryAfter": 1, "documentation": docURL}}
-	}
-	if s.fire(FaultServerError, op) != nil {
+	case FaultServerError:
 		// UNVERIFIED: SFMC's 500 body is not documented; an error body of the usual shape.
 		return errReply(http.StatusInternalServerError, 0, "Internal Server Error")
 	}
 	return nil
 }
 
-func (s *Server) countCall(op string) {
-	s.faultMu.Lock()
-	s.calls[op]++
-	s.faultMu.Unlock()
-}
-
 // Calls returns the number of API calls answered, by operation name: "auth" (token
 // requests), "rowset.upsert", "row.upsert", "async.upsert", "async.insert",
 // "async.status" and "async.results". Every answer counts, errors and injected faults
 // included; unknown paths, wrong methods and the /__emulator/ endpoints do not.
-func (s *Server) Calls() map[string]int {
-	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *Server) Calls() map[string]int { return s.faults.Calls() }

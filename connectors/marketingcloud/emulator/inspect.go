@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Rows returns copies of the stored rows of the data extension with external key deKey
@@ -39,24 +38,6 @@ type deSummary struct {
 	Name string `json:"name"`
 	ID   string `json:"id"`
 	Rows int    `json:"rows"`
-}
-
-// faultJSON is a Fault on the admin API, with latency as a duration string ("250ms").
-type faultJSON struct {
-	ID         string    `json:"id,omitempty"`
-	Kind       FaultKind `json:"kind"`
-	Count      int       `json:"count,omitempty"`
-	Latency    string    `json:"latency,omitempty"`
-	Operations []string  `json:"operations,omitempty"`
-	Fired      int       `json:"fired"`
-}
-
-func toFaultJSON(f Fault) faultJSON {
-	out := faultJSON{ID: f.ID, Kind: f.Kind, Count: f.Count, Operations: f.Operations, Fired: f.Fired}
-	if f.Latency > 0 {
-		out.Latency = f.Latency.String()
-	}
-	return out
 }
 
 func adminJSON(w http.ResponseWriter, status int, v any) {
@@ -97,28 +78,12 @@ func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
 	case route == "GET calls" && len(segs) == 1:
 		adminJSON(w, http.StatusOK, s.Calls())
 	case route == "GET faults" && len(segs) == 1:
-		faults := s.Faults()
-		out := make([]faultJSON, len(faults))
-		for i, f := range faults {
-			out[i] = toFaultJSON(f)
-		}
-		adminJSON(w, http.StatusOK, out)
+		adminJSON(w, http.StatusOK, s.Faults())
 	case route == "POST faults" && len(segs) == 1:
-		var in faultJSON
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
+		var f Fault // JSON with the latency as a duration string
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
 			adminError(w, http.StatusBadRequest, "fault body: "+err.Error()+` (want {"kind":"http_429","count":3,"latency":"250ms","operations":["rowset.upsert"]})`)
 			return
-		}
-		f := Fault{Kind: in.Kind, Count: in.Count, Operations: in.Operations}
-		if in.Latency != "" {
-			d, err := time.ParseDuration(in.Latency)
-			if err != nil {
-				adminError(w, http.StatusBadRequest, "fault latency "+in.Latency+": want a duration such as 250ms")
-				return
-			}
-			f.Latency = d
 		}
 		id, err := s.AddFault(f)
 		if err != nil {
@@ -126,7 +91,7 @@ func (s *Server) handleAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.ID = id
-		adminJSON(w, http.StatusCreated, toFaultJSON(f))
+		adminJSON(w, http.StatusCreated, f)
 	case route == "DELETE faults" && len(segs) == 1:
 		s.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emufault"
 	"io"
 	"mime"
 	"net"
@@ -46,10 +47,7 @@ type Server struct {
 	tokMu  sync.Mutex
 	tokens map[string]token
 
-	faultMu  sync.Mutex
-	faults   []*Fault
-	faultSeq int
-	calls    map[string]int
+	faults *emufault.Set // injected faults, and the calls counted
 
 	srvMu   sync.Mutex
 	httpSrv *http.Server
@@ -70,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 		byID:   map[string]*table{},
 		jobs:   map[string]*asyncJob{},
 		tokens: map[string]token{},
-		calls:  map[string]int{},
+		faults: newFaults(),
 	}
 	for _, de := range cfg.DataExtensions {
 		t := newTable(de)
