@@ -387,18 +387,20 @@ func (s *Sync) process(batch []*pending) {
 	// (SEGMENT:MEMBER) for a segment change, so that a change delivered
 	// late still applies to the members no newer change has touched.
 	items := make([]store.Item, 0, len(candidates))
+	var forced []bool // by item: a backfill's
 	members := make(map[*pending]*memberships)
 	for _, p := range candidates {
 		if p.ev.Entity() != event.EntitySegment {
-			items = append(items, itemOf(p.ev))
+			items, forced = append(items, itemOf(p.ev)), append(forced, p.force)
 			continue
 		}
 		members[p] = parseMemberships(p.ev)
 		for _, m := range members[p].changes {
 			items = append(items, store.Item{EventID: p.ev.ID, Key: m.key, Version: p.ev.Version})
+			forced = append(forced, p.force)
 		}
 	}
-	decisions, err := s.guard(ctx, items)
+	decisions, err := s.guard(ctx, items, forced)
 	if err != nil {
 		s.logger.Error("version guard failed; the batch will be retried", "err", err)
 		for _, p := range batch {
@@ -416,13 +418,10 @@ func (s *Sync) process(batch []*pending) {
 	for _, p := range candidates {
 		decision := store.Apply
 		if ms := members[p]; ms != nil {
-			decision = ms.decide(decisions[:len(ms.changes)], p.force)
+			decision = ms.decide(decisions[:len(ms.changes)])
 			decisions = decisions[len(ms.changes):]
 		} else {
 			decision, decisions = decisions[0], decisions[1:]
-			if decision == store.SkipDuplicate && p.force {
-				decision = store.Apply
-			}
 		}
 		switch decision {
 		case store.SkipStale:
@@ -582,7 +581,6 @@ type membershipChange struct {
 	member, change string // change: "added" or "removed"
 	key            string // SEGMENT:MEMBER
 	apply          bool   // the guard said Apply
-	duplicate      bool   // the guard said SkipDuplicate
 }
 
 // parseMemberships reads a segment change: {"segment_id", "added": [...],
@@ -608,18 +606,14 @@ func parseMemberships(ev *event.Event) *memberships {
 	return ms
 }
 
-// decide takes the guard's decisions for ms.changes, in order (with force,
-// a duplicate applies): the event applies if any membership does, else it is a duplicate if every
+// decide takes the guard's decisions for ms.changes, in order: the event
+// applies if any membership does, else it is a duplicate if every
 // membership is, else stale. An event without members applies (and is
 // then skipped for having no records).
-func (ms *memberships) decide(ds []store.Decision, force bool) store.Decision {
+func (ms *memberships) decide(ds []store.Decision) store.Decision {
 	applies, dups := false, 0
 	for i, d := range ds {
-		if force && d == store.SkipDuplicate {
-			d = store.Apply
-		}
 		ms.changes[i].apply = d == store.Apply
-		ms.changes[i].duplicate = d == store.SkipDuplicate
 		applies = applies || d == store.Apply
 		if d == store.SkipDuplicate {
 			dups++
@@ -637,8 +631,9 @@ func (ms *memberships) decide(ds []store.Decision, force bool) store.Decision {
 // guard runs the version guard over items. Several items of one key (the
 // memberships of segment changes in one batch) are settled here: only the
 // newest version goes to the store, older ones are stale and a second item
-// of the same version a duplicate.
-func (s *Sync) guard(ctx context.Context, items []store.Item) ([]store.Decision, error) {
+// of the same version a duplicate. A forced item (a backfill's) applies
+// where the guard says duplicate: it is written again; stale stays stale.
+func (s *Sync) guard(ctx context.Context, items []store.Item, forced []bool) ([]store.Decision, error) {
 	out := make([]store.Decision, len(items))
 	newest := make(map[string]int, len(items))
 	for i, it := range items {
@@ -664,6 +659,9 @@ func (s *Sync) guard(ctx context.Context, items []store.Item) ([]store.Decision,
 		return nil, err
 	}
 	for k, d := range ds {
+		if d == store.SkipDuplicate && forced[at[k]] {
+			d = store.Apply
+		}
 		out[at[k]] = d
 	}
 	return out, nil
