@@ -58,21 +58,22 @@ func useBulk(cfg Config, req connectors.WriteRequest) bool {
 }
 
 // bulk writes the records of w.req not yet given a result through one
-// ingest job, and returns the indexes of the records it left to sObject
-// Collections (repeated keys). A non-nil error means the job failed as a
-// whole for a passing cause: no record of it is known to be written.
-func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
+// ingest job; the records it leaves without a result (repeated keys,
+// existing records refused their create-only fields) go through sObject
+// Collections after it. A non-nil error means the job failed as a whole for
+// a passing cause: no record of it is known to be written.
+func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 	req := w.req
-	rows, cols, idx, later := w.bulkRows(ctx)
+	rows, cols, idx := w.bulkRows(ctx)
 	if len(idx) == 0 {
-		return later, nil
+		return nil
 	}
 	var body bytes.Buffer
 	cw := csv.NewWriter(&body)
 	_ = cw.Write(cols)
 	_ = cw.WriteAll(rows)
 	if err := cw.Error(); err != nil {
-		return later, connectors.E(w.op, connectors.Permanent, fmt.Errorf("encoding the CSV: %w", err))
+		return connectors.E(w.op, connectors.Permanent, fmt.Errorf("encoding the CSV: %w", err))
 	}
 
 	spec := map[string]string{"object": req.Object, "operation": string(req.Operation), "contentType": "CSV", "lineEnding": "LF"}
@@ -82,26 +83,26 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 	specJSON, _ := json.Marshal(spec)
 	resp, err := w.c.call(ctx, w.op, http.MethodPost, "/jobs/ingest", specJSON, &w.calls)
 	if err != nil {
-		return later, wholeRequestFailure(err, w.results, idx)
+		return wholeRequestFailure(err, w.results, idx)
 	}
 	var job bulkJob
 	if err := json.Unmarshal(resp.body, &job); err != nil || job.ID == "" {
-		return later, connectors.E(w.op, connectors.Transient, fmt.Errorf("creating a Bulk API 2.0 job: the answer has no job id: %.200s", resp.body))
+		return connectors.E(w.op, connectors.Transient, fmt.Errorf("creating a Bulk API 2.0 job: the answer has no job id: %.200s", resp.body))
 	}
 	path := "/jobs/ingest/" + job.ID
 	if _, err := w.c.callAs(ctx, w.op, http.MethodPut, path+"/batches", csvType, jsonType, body.Bytes(), &w.calls); err != nil {
 		w.abort(path)
-		return later, wholeRequestFailure(err, w.results, idx)
+		return wholeRequestFailure(err, w.results, idx)
 	}
 	if _, err := w.c.call(ctx, w.op, http.MethodPatch, path, []byte(`{"state":"UploadComplete"}`), &w.calls); err != nil {
 		w.abort(path)
-		return later, wholeRequestFailure(err, w.results, idx)
+		return wholeRequestFailure(err, w.results, idx)
 	}
 	w.c.logger.Info("bulk API 2.0 job uploaded", "job", job.ID, "object", req.Object, "operation", req.Operation, "records", len(idx))
 
 	job, err = w.waitJob(ctx, cfg, path)
 	if err != nil {
-		return later, err
+		return err
 	}
 	switch job.State {
 	case "JobComplete":
@@ -116,9 +117,9 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 		for _, i := range idx {
 			w.results[i] = r
 		}
-		return later, nil
+		return nil
 	default: // Aborted by someone else
-		return later, connectors.E(w.op, connectors.Transient, fmt.Errorf("Bulk API 2.0 job %s ended %s", job.ID, job.State))
+		return connectors.E(w.op, connectors.Transient, fmt.Errorf("Bulk API 2.0 job %s ended %s", job.ID, job.State))
 	}
 
 	// Match the result rows to the records by their columns as uploaded.
@@ -140,7 +141,7 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 			w.results[i] = connectors.Result{Status: connectors.StatusApplied, TargetID: id}
 		}
 	}); err != nil {
-		return later, w.unknownAfterJob(job.ID, idx, err)
+		return w.unknownAfterJob(job.ID, idx, err)
 	}
 	again := 0
 	if err := w.results2(ctx, path+"/failedResults", "sf__Error", len(cols), func(_, msg string, row []string) {
@@ -156,7 +157,7 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 		}
 		w.results[i] = recordFailure([]sfError{{StatusCode: code, Message: strings.TrimSpace(text)}})
 	}); err != nil {
-		return later, w.unknownAfterJob(job.ID, idx, err)
+		return w.unknownAfterJob(job.ID, idx, err)
 	}
 	if again > 0 {
 		if again >= cfg.BulkThreshold && !w.bulkAgain {
@@ -165,7 +166,7 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 			w.bulkAgain = true
 			return w.bulk(ctx, cfg)
 		}
-		return later, nil // the rest, through sObject Collections
+		return nil // the rest, through sObject Collections
 	}
 	for _, i := range idx {
 		if w.results[i].Status == 0 { // unprocessed
@@ -173,14 +174,15 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) ([]int, error) {
 				Message: fmt.Sprintf("Bulk API 2.0 job %s did not process this record", job.ID)}
 		}
 	}
-	return later, nil
+	return nil
 }
 
 // bulkRows builds the CSV of the records without a result: the header (the
 // key column first, then the fields of every record, sorted) and one row per
 // record, with the indexes of the records in the rows. Records it cannot
-// send get a Result; records whose key repeats are returned in later.
-func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []string, idx, later []int) {
+// send get a Result; records whose key repeats are left without one, for
+// sObject Collections after the job.
+func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []string, idx []int) {
 	req := w.req
 	keyCol := ""
 	switch req.Operation {
@@ -207,8 +209,7 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 		if keyCol != "" {
 			k := strings.ToLower(m[keyCol])
 			if seen[k] {
-				later = append(later, i)
-				continue
+				continue // written after the job
 			}
 			seen[k] = true
 		}
@@ -235,7 +236,7 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 		rows = append(rows, row)
 		idx = append(idx, r.i)
 	}
-	return rows, cols, idx, later
+	return rows, cols, idx
 }
 
 // bulkFields is record i as CSV cells by column: a nil value is "#N/A"

@@ -70,7 +70,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	if useBulk(cfg, req) {
 		// One Bulk API 2.0 job; the records it leaves (a key repeated in
 		// the batch) go through sObject Collections below.
-		_, failure = w.bulk(ctx, cfg)
+		failure = w.bulk(ctx, cfg)
 	}
 	for start := 0; start < len(req.Records) && failure == nil; start += cfg.BatchSize {
 		end := min(start+cfg.BatchSize, len(req.Records))
