@@ -44,7 +44,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, fmt.Errorf("batch of %d records is over the maximum of %d", len(req.Records), MaxBatch))
 	}
 
-	w := &writer{c: c, req: req, results: make([]connectors.Result, len(req.Records)),
+	w := &writer{c: c, req: req, source: cfg.SourceName, results: make([]connectors.Result, len(req.Records)),
 		keys: make([]string, len(req.Records)), bodies: make([]json.RawMessage, len(req.Records))}
 	var chunks [][]int
 	if req.Operation == connectors.Delete {
@@ -79,6 +79,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 type writer struct {
 	c       *Connector
 	req     connectors.WriteRequest
+	source  string // the Ingestion API connector
 	results []connectors.Result
 	keys    []string          // primary key value by record
 	bodies  []json.RawMessage // encoded record by record (upserts)
@@ -221,7 +222,7 @@ func (w *writer) answer(resp *resty.Response, err error) func(idx []int) (*conne
 		case s == http.StatusBadRequest || s == http.StatusRequestEntityTooLarge:
 			return &connectors.Refusal{Code: code, Message: msg}, nil
 		case s == http.StatusNotFound:
-			return nil, connectors.E(op, connectors.Permanent, fmt.Errorf("object %s of source %s: %s: check source_name and that the sync's object is an object of that Ingestion API connector", object, w.c.cfg.SourceName, msg))
+			return nil, connectors.E(op, connectors.Permanent, fmt.Errorf("object %s of source %s: %s: check source_name and that the sync's object is an object of that Ingestion API connector", object, w.source, msg))
 		case s == http.StatusUnauthorized || s == http.StatusForbidden:
 			return nil, connectors.E(op, connectors.Auth, fmt.Errorf("object %s: HTTP %d: %s: the connected app needs the cdp_ingest_api scope", object, s, msg))
 		case s >= 500:

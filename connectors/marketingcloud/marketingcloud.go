@@ -26,13 +26,11 @@ package marketingcloud
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -63,11 +61,7 @@ func init() {
 type Connector struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards cfg, configured, closed and client
-	cfg        Config
-	configured bool
-	closed     bool
-	client     *resty.Client
+	settings connectors.Settings[settings]
 
 	tokens connectors.TokenCache[token]
 }
@@ -113,17 +107,12 @@ func (c *Connector) Configure(_ context.Context, raw json.RawMessage) error {
 	if cfg.insecureAuthURL() {
 		c.logger.Warn("auth_url uses plain http to a non-loopback host: credentials travel in clear text", "auth_url", cfg.AuthURL)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
-	}
-	c.cfg = cfg
-	c.configured = true
-	c.tokens.Drop()
-	c.client = resty.New().SetTimeout(cfg.timeout).
-		SetHeader("User-Agent", "loyaltyhub/"+Version).
+	client := resty.New().SetTimeout(cfg.timeout).SetHeader("User-Agent", "loyaltyhub/"+Version).
 		SetHeader("Accept", "application/json")
+	if err := c.settings.Set(op, settings{cfg: cfg, client: client}); err != nil {
+		return err
+	}
+	c.tokens.Drop()
 	return nil
 }
 
@@ -137,28 +126,24 @@ func (c *Connector) Check(ctx context.Context) error {
 // Close drops the token and releases idle connections. The connector is not
 // usable afterwards.
 func (c *Connector) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	c.tokens.Drop()
-	if c.client != nil {
-		c.client.GetClient().CloseIdleConnections()
+	if st, ok := c.settings.Close(); ok {
+		st.client.GetClient().CloseIdleConnections()
 	}
+	c.tokens.Drop()
 	return nil
 }
 
 // state returns the configuration and client, or an error when Configure
 // has not succeeded or the connector is closed.
 func (c *Connector) state(op string) (Config, *resty.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case c.closed:
-		return Config{}, nil, connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
-	case !c.configured:
-		return Config{}, nil, connectors.E(op, connectors.Permanent, errors.New("connector is not configured: call Configure first"))
-	}
-	return c.cfg, c.client, nil
+	st, err := c.settings.Get(op)
+	return st.cfg, st.client, err
+}
+
+// settings are what Configure builds.
+type settings struct {
+	cfg    Config
+	client *resty.Client
 }
 
 // token returns a valid token, asking for one when there is none, it is
