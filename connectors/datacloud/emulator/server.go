@@ -1,14 +1,12 @@
 package emulator
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emufault"
+	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emuhttp"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -53,10 +51,7 @@ type Server struct {
 
 	faults *emufault.Set // injected faults, and the calls counted
 
-	srvMu   sync.Mutex
-	httpSrv *http.Server
-	baseURL string
-	conns   map[net.Conn]http.ConnState
+	srv emuhttp.Server // the listener of Start
 }
 
 // New builds an emulator from cfg (a zero TokenTTL takes its default). It does not listen:
@@ -67,6 +62,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("datacloud emulator config: %w", err)
 	}
 	s := &Server{
+		srv:     emuhttp.Server{Name: "datacloud emulator"},
 		cfg:     cfg,
 		objects: map[string]*object{},
 		tokens:  map[string]token{},
@@ -86,69 +82,17 @@ func (s *Server) Handler() http.Handler { return s }
 // HTTP in the background. It returns the base URL, e.g. "http://127.0.0.1:43121": the
 // login URL, and the instance_url of both kinds of token.
 func (s *Server) Start(addr string) (string, error) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if s.httpSrv != nil {
-		return "", errors.New("datacloud emulator: already started")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("datacloud emulator: listen on %s: %w", addr, err)
-	}
-	s.conns = map[net.Conn]http.ConnState{}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnState: s.trackConn}
-	s.httpSrv = srv
-	s.baseURL = "http://" + ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }() // Serve returns ErrServerClosed after Close
-	return s.baseURL, nil
+	return s.srv.Start(addr, s)
 }
 
 // URL returns the base URL after Start, or "".
-func (s *Server) URL() string {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	return s.baseURL
-}
+func (s *Server) URL() string { return s.srv.URL() }
 
 // Close stops the server started by Start, waiting up to 5 seconds for requests in flight.
 // Records stay readable. It may be called more than once, and without Start.
 func (s *Server) Close() error {
-	s.srvMu.Lock()
-	srv := s.httpSrv
-	s.httpSrv = nil
-	s.srvMu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Shutdown(ctx) }()
-	// Shutdown waits up to 5 s for connections that were opened but never used (clients
-	// racing dials leave some); they carry no request, so close them now.
-	time.Sleep(10 * time.Millisecond)
-	s.srvMu.Lock()
-	for c, st := range s.conns {
-		if st == http.StateNew {
-			_ = c.Close()
-		}
-	}
-	s.srvMu.Unlock()
-	if err := <-done; err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("datacloud emulator: shutdown: %w", err)
-	}
-	return nil
-}
-
-func (s *Server) trackConn(c net.Conn, st http.ConnState) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if st == http.StateClosed || st == http.StateHijacked {
-		delete(s.conns, c)
-		return
-	}
-	s.conns[c] = st
+	err := s.srv.Close()
+	return err
 }
 
 // reply is what an operation answers.

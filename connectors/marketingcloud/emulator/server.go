@@ -1,20 +1,17 @@
 package emulator
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emufault"
+	"github.com/loyaltyhub/loyaltyhub/connectors/internal/emuhttp"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Request body limits. The rowset and single-row endpoints document "The maximum payload
@@ -49,10 +46,7 @@ type Server struct {
 
 	faults *emufault.Set // injected faults, and the calls counted
 
-	srvMu   sync.Mutex
-	httpSrv *http.Server
-	baseURL string
-	conns   map[net.Conn]http.ConnState
+	srv emuhttp.Server // the listener of Start
 }
 
 // New builds an emulator from cfg (a zero TokenTTL takes its default). It does not listen:
@@ -63,6 +57,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("marketingcloud emulator config: %w", err)
 	}
 	s := &Server{
+		srv:    emuhttp.Server{Name: "marketingcloud emulator"},
 		cfg:    cfg,
 		byKey:  map[string]*table{},
 		byID:   map[string]*table{},
@@ -87,70 +82,18 @@ func (s *Server) Handler() http.Handler { return s }
 // HTTP in the background. It returns the base URL, e.g. "http://127.0.0.1:43121", which is
 // both the auth base URI and, with a trailing "/", the rest_instance_url.
 func (s *Server) Start(addr string) (string, error) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if s.httpSrv != nil {
-		return "", errors.New("marketingcloud emulator: already started")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("marketingcloud emulator: listen on %s: %w", addr, err)
-	}
-	s.conns = map[net.Conn]http.ConnState{}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ConnState: s.trackConn}
-	s.httpSrv = srv
-	s.baseURL = "http://" + ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }() // Serve returns ErrServerClosed after Close
-	return s.baseURL, nil
+	return s.srv.Start(addr, s)
 }
 
 // URL returns the base URL after Start, or "".
-func (s *Server) URL() string {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	return s.baseURL
-}
+func (s *Server) URL() string { return s.srv.URL() }
 
 // Close stops the server started by Start, waiting up to 5 seconds for requests in flight,
 // then waits for async requests still being processed. It may be called more than once.
 func (s *Server) Close() error {
-	s.srvMu.Lock()
-	srv := s.httpSrv
-	s.httpSrv = nil
-	s.srvMu.Unlock()
-	var err error
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		done := make(chan error, 1)
-		go func() { done <- srv.Shutdown(ctx) }()
-		// Shutdown waits up to 5 s for connections that were opened but never used
-		// (clients racing dials leave some); they carry no request, so close them now.
-		time.Sleep(10 * time.Millisecond)
-		s.srvMu.Lock()
-		for c, st := range s.conns {
-			if st == http.StateNew {
-				_ = c.Close()
-			}
-		}
-		s.srvMu.Unlock()
-		if err = <-done; err != nil {
-			_ = srv.Close()
-			err = fmt.Errorf("marketingcloud emulator: shutdown: %w", err)
-		}
-	}
+	err := s.srv.Close()
 	s.work.Wait()
 	return err
-}
-
-func (s *Server) trackConn(c net.Conn, st http.ConnState) {
-	s.srvMu.Lock()
-	defer s.srvMu.Unlock()
-	if st == http.StateClosed || st == http.StateHijacked {
-		delete(s.conns, c)
-		return
-	}
-	s.conns[c] = st
 }
 
 // mcError is SFMC's REST error body: an object, not an array.
