@@ -62,17 +62,17 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 			if fresh {
 				// The emulators start empty, so the hub's state must too: a
 				// cross-reference kept from an earlier run would name records
-				// the emulators no longer hold.
-				dir, err := os.MkdirTemp("", "loyaltyhub-demo-")
-				if err != nil {
-					return err
+				// the emulators no longer hold. The state stays in data_dir,
+				// where the other commands (mapping preview) read it.
+				if cfg.Bus.URL != "" || cfg.Store.Driver != config.DriverSQLite || cfg.Store.DSN != filepath.Join(cfg.DataDir, "state.db") {
+					return errors.New("--fresh clears the embedded bus and the SQLite store in data_dir, and this config uses another bus or store: run the demo with --fresh=false")
 				}
-				defer os.RemoveAll(dir)
-				if cfg.Store.DSN == filepath.Join(cfg.DataDir, "state.db") {
-					cfg.Store.DSN = filepath.Join(dir, "state.db")
+				for _, name := range []string{"nats", "state.db", "state.db-wal", "state.db-shm"} {
+					if err := os.RemoveAll(filepath.Join(cfg.DataDir, name)); err != nil {
+						return err
+					}
 				}
-				cfg.DataDir = dir
-				logger.Info("the hub's state starts empty, like the emulators (--fresh=false keeps data_dir)", "data_dir", dir)
+				logger.Info("the hub's state starts empty, like the emulators: cleared the bus and state store in data_dir (--fresh=false keeps them)", "data_dir", cfg.DataDir)
 			}
 			a, err := newApp(ctx, cfg, maps, newLogger(os.Stderr, cfg.Log))
 			if err != nil {
@@ -119,7 +119,7 @@ seconds the demo also counts what the emulators hold. Stop it with Ctrl-C.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "config/example.yaml", "config file")
-	cmd.Flags().BoolVar(&fresh, "fresh", true, "run the hub on empty state in a temporary directory, as the emulators start empty")
+	cmd.Flags().BoolVar(&fresh, "fresh", true, "clear the hub's bus and state store in data_dir first, as the emulators start empty")
 	sf.register(cmd, "127.0.0.1:8081")
 	mc.register(cmd, "mc-", "127.0.0.1:8082")
 	dc.register(cmd, "dc-", "127.0.0.1:8083")
