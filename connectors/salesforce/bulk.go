@@ -59,8 +59,8 @@ func useBulk(cfg Config, req connectors.WriteRequest) bool {
 
 // bulk writes the records of w.req not yet given a result through one
 // ingest job; the records it leaves without a result (repeated keys,
-// existing records refused their create-only fields) go through sObject
-// Collections after it. A non-nil error means the job failed as a whole for
+// records to send again in another shape, see shape.go) go through sObject
+// Collections after it, or through a second job when they are many. A non-nil error means the job failed as a whole for
 // a passing cause: no record of it is known to be written.
 func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 	req := w.req
@@ -150,19 +150,16 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 			return
 		}
 		code, text, _ := strings.Cut(msg, ":")
-		code = strings.TrimSpace(code)
-		if code == "INVALID_FIELD_FOR_INSERT_UPDATE" && w.dropCreateOnly(ctx, i) {
-			again++ // it exists: sent again below without its create-only fields
-			return
+		if w.refused(ctx, i, []sfError{{StatusCode: strings.TrimSpace(code), Message: strings.TrimSpace(text)}}) {
+			again++ // sent again below in another shape (see shape.go)
 		}
-		w.results[i] = recordFailure([]sfError{{StatusCode: code, Message: strings.TrimSpace(text)}})
 	}); err != nil {
 		return w.unknownAfterJob(job.ID, idx, err)
 	}
 	if again > 0 {
 		if again >= cfg.BulkThreshold && !w.bulkAgain {
-			// Many existing records (a backfill that did not know they
-			// exist): one more job for them.
+			// Many records to send again (a backfill that did not know
+			// they exist, an org that lost them): one more job for them.
 			w.bulkAgain = true
 			return w.bulk(ctx, cfg)
 		}
@@ -243,12 +240,12 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 // (Bulk API 2.0's null), a relationship by external id
 // ({"Ext_Id__c": "P-1"} in Program__r) the column Program__r.Ext_Id__c.
 func (w *batchWriter) bulkFields(ctx context.Context, i int) (map[string]string, bool) {
-	req, r := w.req, w.req.Records[i]
+	r := w.req.Records[i]
+	if !w.shape(ctx, i) {
+		return nil, false
+	}
 	m := make(map[string]string, len(r.Fields)+1)
-	for name, v := range r.Fields {
-		if req.Operation == connectors.Upsert && r.TargetID != "" && w.createOnlyFields(ctx)[strings.ToLower(name)] {
-			continue // the record exists: create-only fields would be refused
-		}
+	for name, v := range w.fields(i) {
 		if rel, ok := v.(map[string]any); ok && len(rel) == 1 {
 			for f, fv := range rel {
 				s, ok := csvCell(fv)
@@ -370,27 +367,6 @@ func (w *batchWriter) results2(ctx context.Context, path, flag string, ncols int
 		}
 		fn(row[0], row[1], row[2:])
 	}
-}
-
-// dropCreateOnly removes the create-only fields from an upsert's record i,
-// refused because it exists; false when it has none (or is not an upsert).
-func (w *batchWriter) dropCreateOnly(ctx context.Context, i int) bool {
-	if w.req.Operation != connectors.Upsert {
-		return false
-	}
-	createOnly := w.createOnlyFields(ctx)
-	rec := &w.req.Records[i]
-	fields := make(map[string]any, len(rec.Fields))
-	for k, v := range rec.Fields {
-		if !createOnly[strings.ToLower(k)] {
-			fields[k] = v
-		}
-	}
-	if len(fields) == len(rec.Fields) {
-		return false
-	}
-	rec.Fields = fields
-	return true
 }
 
 // unknownAfterJob: the job ran but its results could not be read. The

@@ -51,6 +51,13 @@ var recordIDRE = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
 // common to all its records (unknown object or external id field, missing
 // permission) gives each of them a Permanent result.
 //
+// An upsert leaves out the create-only fields of a record that exists and
+// sends them for one the target lost, within the same Write (see
+// shape.go); when the describe that says which fields are create-only
+// fails, the records that depend on it get its failure as their result
+// (retryable for a 429 or a 5xx). An update whose target record no longer
+// exists is Permanent with a message that says so.
+//
 // A non-nil error means no record is known to be written: a call failed as a
 // whole for a passing or credential cause (network, timeout, 429, 5xx,
 // REQUEST_LIMIT_EXCEEDED, UNABLE_TO_LOCK_ROW, auth) before any record was
@@ -65,7 +72,7 @@ func (c *Connector) Write(ctx context.Context, req connectors.WriteRequest) (con
 	if err := validateWriteRequest(req); err != nil {
 		return connectors.WriteResponse{}, connectors.E(op, connectors.Permanent, err)
 	}
-	w := &batchWriter{c: c, op: op, req: req, results: make([]connectors.Result, len(req.Records))}
+	w := &batchWriter{c: c, op: op, req: req, results: make([]connectors.Result, len(req.Records)), shapes: make([]recordShape, len(req.Records))}
 	var failure error
 	if useBulk(cfg, req) {
 		// One Bulk API 2.0 job; the records it leaves (a key repeated in
@@ -129,10 +136,14 @@ type batchWriter struct {
 	results []connectors.Result
 	calls   int
 	budget  int // extra calls left for isolating culprits in the current chunk
-	// createOnly caches the object's create-only fields (see stripCreateOnly).
-	createOnly map[string]bool
-	// bulkAgain: a second Bulk API 2.0 job was sent for records that
-	// exist (see bulk).
+	// shapes say which fields of each record are sent (see shape.go).
+	shapes []recordShape
+	// createOnly and describeErr: the object's create-only fields, or why
+	// they are not known, for this Write (see createOnlyFields).
+	createOnly  map[string]int
+	describeErr error
+	// bulkAgain: a second Bulk API 2.0 job was sent for records to send
+	// again in another shape (see bulk).
 	bulkAgain bool
 }
 
@@ -197,19 +208,10 @@ func validateWriteRequest(req connectors.WriteRequest) error {
 // the record cannot be sent.
 func (w *batchWriter) encode(ctx context.Context, i int) (json.RawMessage, bool) {
 	req, rec := w.req, w.req.Records[i]
-	m := make(map[string]any, len(rec.Fields)+2)
-	for k, v := range rec.Fields {
-		m[k] = v
+	if !w.shape(ctx, i) {
+		return nil, false
 	}
-	if req.Operation == connectors.Upsert && rec.TargetID != "" {
-		// The record exists (the hub wrote it before): create-only fields
-		// would be refused, so they are not sent.
-		for k := range m {
-			if w.createOnlyFields(ctx)[strings.ToLower(k)] {
-				delete(m, k)
-			}
-		}
-	}
+	m := w.fields(i)
 	field, value, ok := w.address(i, func(f string) bool { v, ok := m[f]; return ok && v != nil && v != "" })
 	if !ok {
 		return nil, false
@@ -295,63 +297,18 @@ func (w *batchWriter) send(ctx context.Context, idx []int) error {
 	}
 	var again []int
 	for j, i := range sent {
-		w.results[i] = saveResult(saves[j], false)
-		if w.stripCreateOnly(ctx, i, saves[j]) {
+		if saves[j].Success {
+			w.results[i] = saveResult(saves[j], false)
+		} else if w.refused(ctx, i, saves[j].Errors) {
 			again = append(again, i)
 		}
 	}
-	if len(again) > 0 && w.budget > 0 {
-		w.budget--
+	if len(again) > 0 {
+		// In another shape (see shape.go): at most maxShapeChanges times
+		// per record, so this ends without the isolation budget.
 		return w.send(ctx, again)
 	}
 	return nil
-}
-
-// stripCreateOnly handles an upsert that matched an existing record and was
-// refused because it set fields that can be set on create only (such as
-// LoyaltyProgramMember.ProgramId): a mapping sets them for the records it
-// creates, so on an update they are dropped and the record is sent again.
-// It reports whether record i should be sent again.
-func (w *batchWriter) stripCreateOnly(ctx context.Context, i int, s saveResultJSON) bool {
-	if w.req.Operation != connectors.Upsert || s.Success || len(s.Errors) != 1 ||
-		s.Errors[0].code() != "INVALID_FIELD_FOR_INSERT_UPDATE" || len(s.Errors[0].Fields) == 0 {
-		return false
-	}
-	createOnly := w.createOnlyFields(ctx)
-	rec := &w.req.Records[i]
-	for _, f := range s.Errors[0].Fields {
-		if !createOnly[strings.ToLower(f)] || !hasField(rec.Fields, f) {
-			return false
-		}
-	}
-	fields := make(map[string]any, len(rec.Fields))
-	for k, v := range rec.Fields {
-		if !createOnly[strings.ToLower(k)] {
-			fields[k] = v
-		}
-	}
-	rec.Fields = fields
-	return true
-}
-
-// createOnlyFields are the object's fields that are createable but not
-// updateable, lower-cased; empty when the object cannot be described.
-func (w *batchWriter) createOnlyFields(ctx context.Context) map[string]bool {
-	if w.createOnly != nil {
-		return w.createOnly
-	}
-	w.createOnly = map[string]bool{}
-	schema, err := w.c.DescribeObject(ctx, w.req.Object)
-	if err != nil {
-		w.c.logger.Warn("cannot describe object to find its create-only fields", "object", w.req.Object, "error", err)
-		return w.createOnly
-	}
-	for _, f := range schema.Fields {
-		if f.Createable && !f.Updateable {
-			w.createOnly[strings.ToLower(f.Name)] = true
-		}
-	}
-	return w.createOnly
 }
 
 // noSuchColumnRE finds the field an INVALID_FIELD rejection names.
@@ -370,7 +327,7 @@ func (w *batchWriter) rejected(ctx context.Context, err error, sent []int) error
 	if m := noSuchColumnRE.FindStringSubmatch(ae.Message); m != nil && len(sent) > 1 {
 		var rest []int
 		for _, i := range sent {
-			if hasField(w.req.Records[i].Fields, m[1]) {
+			if hasField(w.fields(i), m[1]) {
 				culprit(i, "")
 			} else {
 				rest = append(rest, i)
