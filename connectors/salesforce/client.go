@@ -60,7 +60,7 @@ func (c *Connector) relogin(ctx context.Context, op string, stale *session) (*se
 	s, cfg, closed := c.sess, c.cfg, c.closed
 	c.mu.Unlock()
 	if closed {
-		return nil, connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
+		return nil, errClosed(op)
 	}
 	if s != nil && s != stale {
 		return s, nil
@@ -77,7 +77,7 @@ func (c *Connector) relogin(ctx context.Context, op string, stale *session) (*se
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
+		return nil, errClosed(op)
 	}
 	c.sess = s
 	c.logger.Info("salesforce login", "auth", cfg.Auth, "instance_url", s.instanceURL, "relogin", stale != nil)

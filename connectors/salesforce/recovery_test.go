@@ -3,6 +3,7 @@ package salesforce_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/connectors/salesforce"
 	"github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 )
 
@@ -268,4 +270,35 @@ func TestUpdateOfLostTargetIsAClearPermanentError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A connector closed while a write is in flight (the hub shutting down)
+// is no fault of the records: what is not written is retryable, and so is
+// a write that comes after Close.
+func TestClosedConnectorLeavesRecordsRetryable(t *testing.T) {
+	var (
+		srv  *emulator.Server
+		c    *salesforce.Connector
+		once sync.Once
+	)
+	srv = startEmulator(t, func(cfg *emulator.Config) {
+		cfg.OnWrite = func(object, id string, fields map[string]any) {
+			once.Do(func() {
+				srv.ExpireSessions() // the next call logs in again,
+				go func() { _ = c.Close() }()
+				time.Sleep(50 * time.Millisecond) // on a closed connector
+			})
+		}
+	})
+	c, _ = connect(t, srv, map[string]any{"batch_size": 1})
+	req := connectors.WriteRequest{Object: "Contact", Operation: connectors.Upsert, ExternalIDField: memberExt,
+		Records: []connectors.Record{contact("X-1"), contact("X-2"), contact("X-3")}}
+	resp := write(t, c, req)
+	wantApplied(t, resp, 0)
+	for i := 1; i < 3; i++ {
+		assert.Equal(t, connectors.StatusRetryable, resp.Results[i].Status, "record %d: %+v", i, resp.Results[i])
+	}
+	_, err := c.Write(t.Context(), req)
+	require.Error(t, err)
+	assert.Equal(t, connectors.Transient, connectors.KindOf(err), "Write after Close: %v", err)
 }

@@ -170,11 +170,18 @@ func (c *Connector) config(op string) (Config, error) {
 	defer c.mu.Unlock()
 	switch {
 	case c.closed:
-		return Config{}, connectors.E(op, connectors.Permanent, errors.New("connector is closed"))
+		return Config{}, errClosed(op)
 	case !c.configured:
 		return Config{}, connectors.E(op, connectors.Permanent, errors.New("connector is not configured: call Configure first"))
 	}
 	return c.cfg, nil
+}
+
+// errClosed is the error of a call on a closed connector. It is Transient:
+// the connector closes when its process stops (the hub shutting down), which
+// is no fault of the records being written, so they are tried again later.
+func errClosed(op string) error {
+	return connectors.E(op, connectors.Transient, errors.New("connector is closed"))
 }
 
 // Interface guards.
