@@ -92,17 +92,18 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 	path := "/jobs/ingest/" + job.ID
 	if _, err := w.c.callAs(ctx, w.op, http.MethodPut, path+"/batches", csvType, jsonType, body.Bytes(), &w.calls); err != nil {
 		w.abort(path)
-		return wholeRequestFailure(err, w.results, idx)
+		return w.jobCallFailed(job.ID, "uploading the records of", err)
 	}
 	if _, err := w.c.call(ctx, w.op, http.MethodPatch, path, []byte(`{"state":"UploadComplete"}`), &w.calls); err != nil {
 		w.abort(path)
-		return wholeRequestFailure(err, w.results, idx)
+		return w.jobCallFailed(job.ID, "closing", err)
 	}
 	w.c.logger.Info("bulk API 2.0 job uploaded", "job", job.ID, "object", req.Object, "operation", req.Operation, "records", len(idx))
 
+	id := job.ID
 	job, err = w.waitJob(ctx, cfg, path)
 	if err != nil {
-		return err
+		return w.jobCallFailed(id, "reading the state of", err)
 	}
 	switch job.State {
 	case "JobComplete":
@@ -367,6 +368,19 @@ func (w *batchWriter) results2(ctx context.Context, path, flag string, ncols int
 		}
 		fn(row[0], row[1], row[2:])
 	}
+}
+
+// jobCallFailed is the error of a call about a job that exists: uploading
+// to it, closing it, reading its state. Its records are not at fault,
+// whatever the answer: a 404 or a 409 says the job was deleted or aborted
+// meanwhile (an org reset, an admin), and it may have written records or
+// not. So the failure is never Permanent: the records are written again
+// later (an upsert makes that harmless).
+func (w *batchWriter) jobCallFailed(job, doing string, err error) error {
+	if connectors.KindOf(err) != connectors.Permanent {
+		return err
+	}
+	return connectors.E(w.op, connectors.Transient, fmt.Errorf("%s Bulk API 2.0 job %s: %w", doing, job, err))
 }
 
 // unknownAfterJob: the job ran but its results could not be read. The

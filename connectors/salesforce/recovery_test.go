@@ -302,3 +302,40 @@ func TestClosedConnectorLeavesRecordsRetryable(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, connectors.Transient, connectors.KindOf(err), "Write after Close: %v", err)
 }
+
+// A Bulk API 2.0 job that vanishes once created (the org reset while it
+// runs, an admin deleting it) answers 404 to the calls about it. That says
+// nothing against the records, which may or may not be written: they are
+// retryable, never permanent.
+func TestBulkJobLostMidWayIsRetryable(t *testing.T) {
+	for _, call := range []string{"bulk.upload", "bulk.updateJob", "bulk.getJob"} {
+		t.Run(call, func(t *testing.T) {
+			srv := startEmulator(t, nil)
+			c, _ := connect(t, srv, map[string]any{"bulk_threshold": 5})
+			// The call waits; meanwhile the org is reset: the job is gone.
+			_, err := srv.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: 300 * time.Millisecond, Operations: []string{call}, Count: 1})
+			require.NoError(t, err)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for srv.Stats().Faults[string(emulator.FaultLatency)] == 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+				assert.NoError(t, srv.Reset())
+			}()
+			req := connectors.WriteRequest{Object: memberObj, Operation: connectors.Upsert, ExternalIDField: memberExt, Records: members("M", 10, 0)}
+			resp, err := c.Write(t.Context(), req)
+			<-done
+			if err != nil {
+				assert.Equal(t, connectors.Transient, connectors.KindOf(err), "Write: %v", err)
+			} else {
+				for i, r := range resp.Results {
+					assert.Equal(t, connectors.StatusRetryable, r.Status, "record %d: %+v", i, r)
+				}
+			}
+			// The retry writes them.
+			appliedIDs(t, write(t, c, req))
+			assert.Len(t, srv.Records(memberObj), 10)
+		})
+	}
+}
