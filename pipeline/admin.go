@@ -52,26 +52,37 @@ func (h *Hub) Status(ctx context.Context, st store.Store) ([]SyncStatus, error) 
 	return out, nil
 }
 
+// ErrUnknownSync is wrapped by the errors of admin calls naming a sync the
+// hub does not run.
+var ErrUnknownSync = errors.New("no such sync")
+
+// syncConfig returns the configuration of the sync named name.
+func (h *Hub) syncConfig(name string) (SyncConfig, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.syncs {
+		if s.cfg.Name == name {
+			return s.cfg, true
+		}
+	}
+	return SyncConfig{}, false
+}
+
 // Replay publishes dead letter id's event again, unchanged, on its sync's
 // topic, after putting its version-guard row back to pending (see
-// store.Requeue). The dead letter stays listed until the replay's outcome
-// is stored. A publish failure leaves it listed: replay it again.
-func (h *Hub) Replay(ctx context.Context, st store.Store, pub message.Publisher, id int64) (store.DeadLetter, error) {
-	dl, err := st.Requeue(ctx, id)
+// store.Requeue, which writes the audit entry of by). The dead letter stays
+// listed until the replay's outcome is stored. A publish failure leaves it
+// listed: replay it again.
+func (h *Hub) Replay(ctx context.Context, st store.Store, pub message.Publisher, id int64, by store.Operator) (store.DeadLetter, error) {
+	dl, err := st.Requeue(ctx, id, by)
 	if err != nil {
 		return store.DeadLetter{}, err
 	}
-	var topic string
-	h.mu.Lock()
-	for _, s := range h.syncs {
-		if s.cfg.Name == dl.Sync {
-			topic = s.cfg.Topic
-		}
-	}
-	h.mu.Unlock()
-	if topic == "" {
+	cfg, ok := h.syncConfig(dl.Sync)
+	if !ok {
 		return dl, fmt.Errorf("dead letter %d belongs to sync %q, which is no longer configured", id, dl.Sync)
 	}
+	topic := cfg.Topic
 	var ev event.Event
 	if err := json.Unmarshal(dl.Event, &ev); err != nil || ev.ID == "" {
 		return dl, errors.New("the dead letter does not hold a decodable event (it was dead-lettered as undecodable); it cannot be replayed")
@@ -86,4 +97,16 @@ func (h *Hub) Replay(ctx context.Context, st store.Store, pub message.Publisher,
 		return dl, fmt.Errorf("publishing the event again: %w", err)
 	}
 	return dl, nil
+}
+
+// ResetKey recovers a frozen key of sync (see store.ResetKey): its guard row
+// goes, its dead letters are discarded and its cross-reference entry in the
+// sync's target is lowered, so the key's next event applies whatever its
+// version. An unknown sync is an error wrapping ErrUnknownSync.
+func (h *Hub) ResetKey(ctx context.Context, st store.Store, sync, key string, by store.Operator) (store.KeyReset, error) {
+	cfg, ok := h.syncConfig(sync)
+	if !ok {
+		return store.KeyReset{}, fmt.Errorf("sync %q: %w", sync, ErrUnknownSync)
+	}
+	return st.ResetKey(ctx, sync, key, store.Target{System: cfg.System, Object: cfg.Object}, by)
 }

@@ -326,3 +326,23 @@ func validateLease(op, name, holder string, ttl time.Duration) error {
 	}
 	return nil
 }
+
+// RememberDelivery prunes at most deliveryPruneChunk expired deliveries on
+// one call in deliveryPruneEvery, so that the table stays small between
+// Prunes at little cost to ingress.
+const (
+	deliveryPruneEvery = 64
+	deliveryPruneChunk = 256
+)
+
+func validateDelivery(op, source, id, digest string) error {
+	for _, f := range []struct{ name, v string }{{"source", source}, {"delivery id", id}, {"digest", digest}} {
+		if f.v == "" && f.name != "digest" {
+			return fmt.Errorf("%s: %s is empty: %w", op, f.name, ErrInvalid)
+		}
+		if bad := badText(f.v); bad != "" {
+			return fmt.Errorf("%s: %s %q %s (encode binary digests, e.g. hex): %w", op, f.name, f.v, bad, ErrInvalid)
+		}
+	}
+	return nil
+}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +37,9 @@ type Postgres struct {
 	schema string
 	log    *slog.Logger
 	now    func() time.Time
+
+	// remembered counts RememberDelivery calls, to prune now and then.
+	remembered atomic.Uint64
 }
 
 var _ Store = (*Postgres)(nil)
@@ -427,74 +432,154 @@ func (p *Postgres) Counts(ctx context.Context, sync string) (Counts, error) {
 
 // DeadLetters implements Store.
 func (p *Postgres) DeadLetters(ctx context.Context, sync string, afterID int64, limit int) ([]DeadLetter, error) {
-	var rows pgx.Rows
-	var err error
-	if sync == "" {
-		rows, err = p.pool.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2`,
-			afterID, pageSize(limit))
-	} else {
-		rows, err = p.pool.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE sync = $1 AND id > $2 ORDER BY id LIMIT $3`,
-			sync, afterID, pageSize(limit))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store.postgres.DeadLetters: sync %q: %w", sync, err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadLetter, error) { return scanPGDeadLetter(row) })
-	if err != nil {
-		return nil, fmt.Errorf("store.postgres.DeadLetters: sync %q: %w", sync, err)
-	}
-	if out == nil {
-		out = []DeadLetter{}
-	}
-	return out, nil
+	return queryDeadLetters(ctx, pgDB{p.pool}, "store.postgres.DeadLetters", DeadLetterFilter{Sync: sync}, afterID, limit)
 }
 
-func scanPGDeadLetter(row pgx.Row) (DeadLetter, error) {
-	var d DeadLetter
-	var event []byte
-	if err := row.Scan(&d.ID, &d.Sync, &d.EventID, &d.Key, &d.Version, &d.Reason, &d.Code, &d.Attempts, &event, &d.At); err != nil {
-		return DeadLetter{}, err
-	}
-	if len(event) > 0 {
-		d.Event = event
-	}
-	d.At = d.At.UTC()
-	return d, nil
+// QueryDeadLetters implements Store.
+func (p *Postgres) QueryDeadLetters(ctx context.Context, f DeadLetterFilter, afterID int64, limit int) ([]DeadLetter, error) {
+	return queryDeadLetters(ctx, pgDB{p.pool}, "store.postgres.QueryDeadLetters", f, afterID, limit)
+}
+
+// SummarizeDeadLetters implements Store.
+func (p *Postgres) SummarizeDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetterGroup, error) {
+	return summarizeDeadLetters(ctx, pgDB{p.pool}, "store.postgres.SummarizeDeadLetters", f)
+}
+
+// DiscardDeadLetters implements Store.
+func (p *Postgres) DiscardDeadLetters(ctx context.Context, sel Selection, by Operator) (Discarded, error) {
+	const op = "store.postgres.DiscardDeadLetters"
+	return discardDeadLetters(ctx, op, p.inTx(ctx, op), micro(p.now()), sel, by)
 }
 
 // Requeue implements Store.
-func (p *Postgres) Requeue(ctx context.Context, id int64) (DeadLetter, error) {
+func (p *Postgres) Requeue(ctx context.Context, id int64, by Operator) (DeadLetter, error) {
 	const op = "store.postgres.Requeue"
-	var d DeadLetter
-	err := p.retry(ctx, op, func() error {
-		return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			var err error
-			d, err = scanPGDeadLetter(tx.QueryRow(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1`, id))
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE guard SET state = 'pending', updated_at = $1
-				WHERE sync = $2 AND key = $3 AND version = $4 AND state = 'dead'`,
-				micro(p.now()), d.Sync, d.Key, d.Version); err != nil {
-				return fmt.Errorf("guard: %w", err)
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM outcomes WHERE sync = $1 AND event_id = $2 AND outcome = 'dead'`,
-				d.Sync, d.EventID); err != nil {
-				return fmt.Errorf("outcome: %w", err)
-			}
-			// An event whose outcome is applied or skipped after all is resolved.
-			_, err = tx.Exec(ctx, `DELETE FROM dead_letters WHERE id = $1
-				AND EXISTS (SELECT 1 FROM outcomes WHERE sync = $2 AND event_id = $3)`, id, d.Sync, d.EventID)
-			return err
+	return requeue(ctx, op, p.inTx(ctx, op), micro(p.now()), id, by)
+}
+
+// ResetKey implements Store.
+func (p *Postgres) ResetKey(ctx context.Context, sync, key string, target Target, by Operator) (KeyReset, error) {
+	const op = "store.postgres.ResetKey"
+	return resetKey(ctx, op, p.inTx(ctx, op), micro(p.now()), sync, key, target, by)
+}
+
+// AuditLog implements Store.
+func (p *Postgres) AuditLog(ctx context.Context, afterID int64, limit int) ([]AuditEntry, error) {
+	return auditLog(ctx, pgDB{p.pool}, "store.postgres.AuditLog", afterID, limit)
+}
+
+// FoldKeys implements Store.
+func (p *Postgres) FoldKeys(ctx context.Context, sync, system, object string, fold func(string) string) (int, error) {
+	const op = "store.postgres.FoldKeys"
+	return foldKeys(ctx, op, p.inTx(ctx, op), sync, system, object, fold)
+}
+
+// inTx returns a runner of transactions, run again on a deadlock or a
+// serialization failure (see retry).
+func (p *Postgres) inTx(ctx context.Context, op string) func(func(sqlDB) error) error {
+	return func(f func(sqlDB) error) error {
+		return p.retry(ctx, op, func() error {
+			return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error { return f(pgDB{tx}) })
 		})
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, ErrNotFound)
 	}
+}
+
+// pgDB adapts a pool or a transaction to sqlDB, rewriting ? placeholders
+// to $n (the shared statements hold no other question marks).
+type pgDB struct {
+	q interface {
+		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+		QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	}
+}
+
+func (d pgDB) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := d.q.Exec(ctx, dollars(query), args...)
 	if err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, err)
+		return 0, err
 	}
-	return d, nil
+	return tag.RowsAffected(), nil
+}
+
+func (d pgDB) query(ctx context.Context, query string, args ...any) (scanner, error) {
+	return d.q.Query(ctx, dollars(query), args...)
+}
+
+func (d pgDB) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return pgRow{d.q.QueryRow(ctx, dollars(query), args...)}
+}
+
+func (pgDB) t(t time.Time) any { return micro(t) }
+
+// pgRow maps pgx.ErrNoRows to errNoRows.
+type pgRow struct{ pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error {
+	if err := r.Row.Scan(dest...); errors.Is(err, pgx.ErrNoRows) {
+		return errNoRows
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// dollars rewrites the ? placeholders of query to $1, $2, …
+func dollars(query string) string {
+	if !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for _, r := range query {
+		if r != '?' {
+			b.WriteRune(r)
+			continue
+		}
+		n++
+		b.WriteString("$" + strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// SeenDelivery implements Store.
+func (p *Postgres) SeenDelivery(ctx context.Context, source, id string) (string, bool, error) {
+	var digest string
+	err := p.pool.QueryRow(ctx, `SELECT digest FROM deliveries WHERE source = $1 AND id = $2 AND until > $3`,
+		source, id, micro(p.now())).Scan(&digest)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("store.postgres.SeenDelivery: source %q delivery %q: %w", source, id, err)
+	}
+	return digest, true, nil
+}
+
+// RememberDelivery implements Store.
+func (p *Postgres) RememberDelivery(ctx context.Context, source, id, digest string, until time.Time) error {
+	const op = "store.postgres.RememberDelivery"
+	if err := validateDelivery(op, source, id, digest); err != nil {
+		return err
+	}
+	now := micro(p.now())
+	if _, err := p.pool.Exec(ctx, `INSERT INTO deliveries AS x (source, id, digest, until) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (source, id) DO UPDATE SET digest = excluded.digest, until = excluded.until
+		WHERE x.until <= $5`, source, id, digest, micro(until), now); err != nil {
+		return fmt.Errorf("%s: source %q delivery %q: %w", op, source, id, err)
+	}
+	if p.remembered.Add(1)%deliveryPruneEvery == 0 {
+		if _, err := p.pool.Exec(ctx, pgPruneDeliveriesSQL(deliveryPruneChunk), now); err != nil {
+			p.log.Warn("pruning expired deliveries", "driver", "postgres", "err", err)
+		}
+	}
+	return nil
+}
+
+func pgPruneDeliveriesSQL(limit int) string {
+	return `DELETE FROM deliveries WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM deliveries WHERE until <= $1 LIMIT ` + fmt.Sprint(limit) + `))`
 }
 
 // GetCursor implements Store.
@@ -590,9 +675,14 @@ func (p *Postgres) Prune(ctx context.Context, olderThan time.Duration) (int64, e
 			SELECT ctid FROM outcomes WHERE at < $1 LIMIT ` + fmt.Sprint(pruneChunk) + `))`},
 		{"cross-reference tombstones", `DELETE FROM xref WHERE ctid = ANY(ARRAY(
 			SELECT ctid FROM xref WHERE target_id = '' AND updated_at < $1 LIMIT ` + fmt.Sprint(pruneChunk) + `))`},
+		{"expired deliveries", pgPruneDeliveriesSQL(pruneChunk)},
 	} {
+		arg := cutoff
+		if q.what == "expired deliveries" {
+			arg = micro(p.now())
+		}
 		for {
-			tag, err := p.pool.Exec(ctx, q.sql, cutoff)
+			tag, err := p.pool.Exec(ctx, q.sql, arg)
 			if err != nil {
 				return total, fmt.Errorf("%s: %s: %w", op, q.what, err)
 			}

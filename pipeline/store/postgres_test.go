@@ -110,11 +110,11 @@ func TestPostgresSchema(t *testing.T) {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"cursors", "dead_letters", "guard", "leases", "loyaltyhub_migrations", "outcomes", "xref"}, tables)
+	assert.Equal(t, []string{"audit", "cursors", "dead_letters", "deliveries", "guard", "leases", "loyaltyhub_migrations", "outcomes", "xref"}, tables)
 	var n int
 	require.NoError(t, conn.QueryRow(t.Context(),
 		`SELECT count(*) FROM `+pgx.Identifier{schema, "loyaltyhub_migrations"}.Sanitize()).Scan(&n))
-	assert.Equal(t, 2, n, "each migration applied once")
+	assert.Equal(t, 3, n, "each migration applied once")
 	require.NoError(t, s.SetCursor(t.Context(), "c", "v"))
 	var v string
 	require.NoError(t, conn.QueryRow(t.Context(),

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -38,9 +39,12 @@ type SQLite struct {
 	now  func() time.Time
 
 	// Prepared on w.
-	stBegin, stGuard, stOutcome, stDLUpsert, stDLDelete, stXref *sql.Stmt
+	stBegin, stGuard, stOutcome, stDLUpsert, stDLDelete, stXref, stRemember *sql.Stmt
 	// Prepared on r.
-	stLookup, stCursor *sql.Stmt
+	stLookup, stCursor, stSeen *sql.Stmt
+
+	// remembered counts RememberDelivery calls, to prune now and then.
+	remembered atomic.Uint64
 }
 
 var _ Store = (*SQLite)(nil)
@@ -187,7 +191,11 @@ WHERE excluded.version >= xref.version`
 	sqliteLookupSQL = `SELECT target_id FROM xref WHERE system = ? AND object = ? AND key = ?`
 	sqliteCursorSQL = `SELECT value FROM cursors WHERE name = ?`
 
-	deadLetterColumns = `id, sync, event_id, key, version, reason, code, attempts, event, at`
+	// A delivery is remembered unless one not yet expired is.
+	sqliteRememberSQL = `INSERT INTO deliveries (source, id, digest, until) VALUES (?, ?, ?, ?)
+ON CONFLICT (source, id) DO UPDATE SET digest = excluded.digest, until = excluded.until
+WHERE deliveries.until <= ?`
+	sqliteSeenSQL = `SELECT digest FROM deliveries WHERE source = ? AND id = ? AND until > ?`
 )
 
 func (s *SQLite) prepare(ctx context.Context) error {
@@ -202,8 +210,10 @@ func (s *SQLite) prepare(ctx context.Context) error {
 		{s.w, &s.stDLUpsert, sqliteDLUpsertSQL},
 		{s.w, &s.stDLDelete, sqliteDLDeleteSQL},
 		{s.w, &s.stXref, sqliteXrefSQL},
+		{s.w, &s.stRemember, sqliteRememberSQL},
 		{s.r, &s.stLookup, sqliteLookupSQL},
 		{s.r, &s.stCursor, sqliteCursorSQL},
+		{s.r, &s.stSeen, sqliteSeenSQL},
 	} {
 		st, err := p.db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -405,80 +415,136 @@ func scanCountsFrom(rows scanner) (Counts, error) {
 
 // DeadLetters implements Store.
 func (s *SQLite) DeadLetters(ctx context.Context, sync string, afterID int64, limit int) ([]DeadLetter, error) {
-	var rows *sql.Rows
-	var err error
-	if sync == "" {
-		rows, err = s.r.QueryContext(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?`,
-			afterID, pageSize(limit))
-	} else {
-		rows, err = s.r.QueryContext(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE sync = ? AND id > ? ORDER BY id LIMIT ?`,
-			sync, afterID, pageSize(limit))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store.sqlite.DeadLetters: sync %q: %w", sync, err)
-	}
-	defer rows.Close()
-	out := []DeadLetter{}
-	for rows.Next() {
-		d, err := scanSQLiteDeadLetter(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store.sqlite.DeadLetters: sync %q: %w", sync, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store.sqlite.DeadLetters: sync %q: %w", sync, err)
-	}
-	return out, nil
+	return queryDeadLetters(ctx, sqliteDB{s.r}, "store.sqlite.DeadLetters", DeadLetterFilter{Sync: sync}, afterID, limit)
 }
 
-func scanSQLiteDeadLetter(row interface{ Scan(...any) error }) (DeadLetter, error) {
-	var d DeadLetter
-	var event []byte
-	var at int64
-	if err := row.Scan(&d.ID, &d.Sync, &d.EventID, &d.Key, &d.Version, &d.Reason, &d.Code, &d.Attempts, &event, &at); err != nil {
-		return DeadLetter{}, err
-	}
-	if len(event) > 0 {
-		d.Event = event
-	}
-	d.At = time.UnixMicro(at).UTC()
-	return d, nil
+// QueryDeadLetters implements Store.
+func (s *SQLite) QueryDeadLetters(ctx context.Context, f DeadLetterFilter, afterID int64, limit int) ([]DeadLetter, error) {
+	return queryDeadLetters(ctx, sqliteDB{s.r}, "store.sqlite.QueryDeadLetters", f, afterID, limit)
+}
+
+// SummarizeDeadLetters implements Store.
+func (s *SQLite) SummarizeDeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLetterGroup, error) {
+	return summarizeDeadLetters(ctx, sqliteDB{s.r}, "store.sqlite.SummarizeDeadLetters", f)
+}
+
+// DiscardDeadLetters implements Store.
+func (s *SQLite) DiscardDeadLetters(ctx context.Context, sel Selection, by Operator) (Discarded, error) {
+	return discardDeadLetters(ctx, "store.sqlite.DiscardDeadLetters", s.inTx(ctx), s.now(), sel, by)
 }
 
 // Requeue implements Store.
-func (s *SQLite) Requeue(ctx context.Context, id int64) (DeadLetter, error) {
-	const op = "store.sqlite.Requeue"
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *SQLite) Requeue(ctx context.Context, id int64, by Operator) (DeadLetter, error) {
+	return requeue(ctx, "store.sqlite.Requeue", s.inTx(ctx), s.now(), id, by)
+}
+
+// ResetKey implements Store.
+func (s *SQLite) ResetKey(ctx context.Context, sync, key string, target Target, by Operator) (KeyReset, error) {
+	return resetKey(ctx, "store.sqlite.ResetKey", s.inTx(ctx), s.now(), sync, key, target, by)
+}
+
+// AuditLog implements Store.
+func (s *SQLite) AuditLog(ctx context.Context, afterID int64, limit int) ([]AuditEntry, error) {
+	return auditLog(ctx, sqliteDB{s.r}, "store.sqlite.AuditLog", afterID, limit)
+}
+
+// FoldKeys implements Store.
+func (s *SQLite) FoldKeys(ctx context.Context, sync, system, object string, fold func(string) string) (int, error) {
+	return foldKeys(ctx, "store.sqlite.FoldKeys", s.inTx(ctx), sync, system, object, fold)
+}
+
+// inTx returns a runner of write transactions on the writer connection.
+func (s *SQLite) inTx(ctx context.Context) func(func(sqlDB) error) error {
+	return func(f func(sqlDB) error) error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := f(sqliteDB{tx}); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+}
+
+// sqliteDB adapts a *sql.DB or *sql.Tx on SQLite to sqlDB.
+type sqliteDB struct {
+	q interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+}
+
+func (d sqliteDB) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := d.q.ExecContext(ctx, query, args...)
 	if err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, err)
+		return 0, err
 	}
-	defer tx.Rollback()
-	d, err := scanSQLiteDeadLetter(tx.QueryRowContext(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, ErrNotFound)
-	}
+	return res.RowsAffected()
+}
+
+func (d sqliteDB) query(ctx context.Context, query string, args ...any) (scanner, error) {
+	rows, err := d.q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, err)
+		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE guard SET state = 'pending', updated_at = ?
-		WHERE sync = ? AND key = ? AND version = ? AND state = 'dead'`,
-		s.now().UnixMicro(), d.Sync, d.Key, d.Version); err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: guard: %w", op, id, err)
+	return sqlRows{rows}, nil
+}
+
+func (d sqliteDB) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	return sqlRow{d.q.QueryRowContext(ctx, query, args...)}
+}
+
+func (sqliteDB) t(t time.Time) any { return t.UnixMicro() }
+
+// sqlRow maps sql.ErrNoRows to errNoRows.
+type sqlRow struct{ *sql.Row }
+
+func (r sqlRow) Scan(dest ...any) error {
+	if err := r.Row.Scan(dest...); errors.Is(err, sql.ErrNoRows) {
+		return errNoRows
+	} else if err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM outcomes WHERE sync = ? AND event_id = ? AND outcome = 'dead'`,
-		d.Sync, d.EventID); err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: outcome: %w", op, id, err)
+	return nil
+}
+
+// SeenDelivery implements Store.
+func (s *SQLite) SeenDelivery(ctx context.Context, source, id string) (string, bool, error) {
+	var digest string
+	err := s.stSeen.QueryRowContext(ctx, source, id, s.now().UnixMicro()).Scan(&digest)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("store.sqlite.SeenDelivery: source %q delivery %q: %w", source, id, err)
 	}
-	// An event whose outcome is applied or skipped after all is resolved.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ?
-		AND EXISTS (SELECT 1 FROM outcomes WHERE sync = ? AND event_id = ?)`, id, d.Sync, d.EventID); err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: %w", op, id, err)
+	return digest, true, nil
+}
+
+// RememberDelivery implements Store.
+func (s *SQLite) RememberDelivery(ctx context.Context, source, id, digest string, until time.Time) error {
+	const op = "store.sqlite.RememberDelivery"
+	if err := validateDelivery(op, source, id, digest); err != nil {
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return DeadLetter{}, fmt.Errorf("%s: dead letter %d: commit: %w", op, id, err)
+	now := s.now().UnixMicro()
+	if _, err := s.stRemember.ExecContext(ctx, source, id, digest, until.UnixMicro(), now); err != nil {
+		return fmt.Errorf("%s: source %q delivery %q: %w", op, source, id, err)
 	}
-	return d, nil
+	if s.remembered.Add(1)%deliveryPruneEvery == 0 {
+		if _, err := s.w.ExecContext(ctx, sqlitePruneDeliveriesSQL(deliveryPruneChunk), now); err != nil {
+			s.log.Warn("pruning expired deliveries", "driver", "sqlite", "err", err)
+		}
+	}
+	return nil
+}
+
+func sqlitePruneDeliveriesSQL(limit int) string {
+	return `DELETE FROM deliveries WHERE (source, id) IN
+		(SELECT source, id FROM deliveries WHERE until <= ? LIMIT ` + fmt.Sprint(limit) + `)`
 }
 
 // GetCursor implements Store.
@@ -576,9 +642,14 @@ func (s *SQLite) Prune(ctx context.Context, olderThan time.Duration) (int64, err
 			(SELECT sync, event_id FROM outcomes WHERE at < ? LIMIT ` + fmt.Sprint(pruneChunk) + `)`},
 		{"cross-reference tombstones", `DELETE FROM xref WHERE (system, object, key) IN
 			(SELECT system, object, key FROM xref WHERE target_id = '' AND updated_at < ? LIMIT ` + fmt.Sprint(pruneChunk) + `)`},
+		{"expired deliveries", sqlitePruneDeliveriesSQL(pruneChunk)},
 	} {
+		arg := cutoff
+		if q.what == "expired deliveries" {
+			arg = s.now().UnixMicro()
+		}
 		for {
-			res, err := s.w.ExecContext(ctx, q.sql, cutoff)
+			res, err := s.w.ExecContext(ctx, q.sql, arg)
 			if err != nil {
 				return total, fmt.Errorf("%s: %s: %w", op, q.what, err)
 			}
@@ -599,7 +670,8 @@ func (s *SQLite) Prune(ctx context.Context, olderThan time.Duration) (int64, err
 // Close implements Store.
 func (s *SQLite) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.stBegin, s.stGuard, s.stOutcome, s.stDLUpsert, s.stDLDelete, s.stXref, s.stLookup, s.stCursor} {
+	for _, st := range []*sql.Stmt{s.stBegin, s.stGuard, s.stOutcome, s.stDLUpsert, s.stDLDelete, s.stXref, s.stRemember,
+		s.stLookup, s.stCursor, s.stSeen} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -58,7 +58,7 @@ func TestSQLiteNewerSchema(t *testing.T) {
 	require.NoError(t, db.Close())
 
 	_, err = store.OpenSQLite(t.Context(), path, nil)
-	assert.ErrorContains(t, err, "schema version 999, newer than this binary knows (2)")
+	assert.ErrorContains(t, err, "schema version 999, newer than this binary knows (3)")
 	assert.ErrorContains(t, err, path)
 }
 

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +38,16 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Cursors", testCursors},
 		{"Leases", testLeases},
 		{"Requeue", testRequeue},
+		{"DeadLetterFilters", testDeadLetterFilters},
+		{"DeadLetterSummary", testDeadLetterSummary},
+		{"DiscardByID", testDiscardByID},
+		{"DiscardByFilter", testDiscardByFilter},
+		{"DiscardRequeued", testDiscardRequeued},
+		{"ResetFrozenKey", testResetFrozenKey},
+		{"AuditLog", testAuditLog},
+		{"Deliveries", testDeliveries},
+		{"FoldKeys", testFoldKeys},
+		{"FoldKeysPages", testFoldKeysPages},
 		{"Prune", testPrune},
 		{"Validation", testValidation},
 		{"EmptyBatches", testEmptyBatches},
@@ -69,6 +81,9 @@ const (
 	syncA = "ledger-member-to-crm"
 	syncB = "cdp-segment-to-mc"
 )
+
+// ops is who the tests' audited changes are made by.
+var ops = store.Operator{Name: "test-ops", Role: "operator"}
 
 func begin(t *testing.T, s store.Store, sync string, items ...store.Item) []store.Decision {
 	t.Helper()
@@ -215,7 +230,7 @@ func testFinishVersionMatch(t *testing.T, s store.Store) {
 	dls, err := s.DeadLetters(ctx, syncA, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, dls, 1)
-	_, err = s.Requeue(ctx, dls[0].ID)
+	_, err = s.Requeue(ctx, dls[0].ID, ops)
 	require.NoError(t, err)
 	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, a), "applied row is not re-armed")
 
@@ -227,7 +242,7 @@ func testFinishVersionMatch(t *testing.T, s store.Store) {
 	dls, err = s.DeadLetters(ctx, syncA, dls[0].ID, 10)
 	require.NoError(t, err)
 	require.Len(t, dls, 1)
-	_, err = s.Requeue(ctx, dls[0].ID)
+	_, err = s.Requeue(ctx, dls[0].ID, ops)
 	require.NoError(t, err)
 	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, d), "dead row re-armed")
 
@@ -241,7 +256,7 @@ func testFinishVersionMatch(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, dls, 1)
 	require.Equal(t, e.EventID, dls[0].EventID)
-	_, err = s.Requeue(ctx, dls[0].ID)
+	_, err = s.Requeue(ctx, dls[0].ID, ops)
 	require.NoError(t, err)
 	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, e), "applied, so not re-armed")
 
@@ -255,7 +270,7 @@ func testFinishVersionMatch(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, dls, 1)
 	require.Equal(t, g.EventID, dls[0].EventID)
-	_, err = s.Requeue(ctx, dls[0].ID)
+	_, err = s.Requeue(ctx, dls[0].ID, ops)
 	require.NoError(t, err)
 	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, g), "applied, so not re-armed")
 
@@ -537,10 +552,10 @@ func testRequeue(t *testing.T, s store.Store) {
 	dl := only(syncA)
 	assert.Equal(t, store.Counts{Dead: 1}, counts())
 
-	got, err := s.Requeue(ctx, dl.ID)
+	got, err := s.Requeue(ctx, dl.ID, ops)
 	require.NoError(t, err)
 	assert.Equal(t, dl, got, "returns the dead letter")
-	_, err = s.Requeue(ctx, dl.ID)
+	_, err = s.Requeue(ctx, dl.ID, ops)
 	require.NoError(t, err, "idempotent")
 	assert.Equal(t, dl.ID, only(syncA).ID, "still listed until the replay finishes")
 	assert.Equal(t, store.Counts{}, counts(), "the dead outcome is forgotten")
@@ -559,7 +574,7 @@ func testRequeue(t *testing.T, s store.Store) {
 	begin(t, s, syncA, f)
 	finish(t, s, syncA, dead(f, "first failure", 1))
 	dl = only(syncA)
-	_, err = s.Requeue(ctx, dl.ID)
+	_, err = s.Requeue(ctx, dl.ID, ops)
 	require.NoError(t, err)
 	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, f))
 	finish(t, s, syncA, dead(f, "second failure", 3))
@@ -571,7 +586,7 @@ func testRequeue(t *testing.T, s store.Store) {
 
 	// A newer version arrived meanwhile: the replay is stale and skipped,
 	// which resolves the dead letter.
-	_, err = s.Requeue(ctx, again.ID)
+	_, err = s.Requeue(ctx, again.ID, ops)
 	require.NoError(t, err)
 	f2 := item("m2", 2)
 	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, f2))
@@ -583,7 +598,7 @@ func testRequeue(t *testing.T, s store.Store) {
 	assert.Empty(t, dls)
 	assert.Equal(t, store.Counts{Applied: 2, Skipped: 1}, counts())
 
-	_, err = s.Requeue(ctx, 987654)
+	_, err = s.Requeue(ctx, 987654, ops)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -1090,4 +1105,653 @@ func testLeases(t *testing.T, s store.Store) {
 	require.ErrorContains(t, err, "empty holder")
 	_, _, err = s.AcquireLease(ctx, "n", "x", 0)
 	require.ErrorContains(t, err, "must be positive")
+}
+
+// deadAt dead-letters it in sync at time at (the store's clock), with code.
+func deadAt(t *testing.T, s store.Store, clock *atomic.Pointer[time.Time], at time.Time, sync string, it store.Item, code string) {
+	t.Helper()
+	clock.Store(&at)
+	begin(t, s, sync, it)
+	finish(t, s, sync, store.Result{Item: it, Outcome: store.Dead, Reason: code + ": refused", Code: code, Attempts: 1,
+		Event: json.RawMessage(`{"id":"` + it.EventID + `","data":{"email":"ada@example.com"}}`)})
+}
+
+func settableClock(s store.Store, t0 time.Time) *atomic.Pointer[time.Time] {
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&t0)
+	store.SetClock(s, func() time.Time { return *clock.Load() })
+	return &clock
+}
+
+func ids(dls []store.DeadLetter) []int64 {
+	out := make([]int64, len(dls))
+	for i, d := range dls {
+		out[i] = d.ID
+	}
+	return out
+}
+
+func eventIDs(dls []store.DeadLetter) []string {
+	out := make([]string, len(dls))
+	for i, d := range dls {
+		out[i] = d.EventID
+	}
+	return out
+}
+
+func query(t *testing.T, s store.Store, f store.DeadLetterFilter) []store.DeadLetter {
+	t.Helper()
+	var all []store.DeadLetter
+	var after int64
+	for range 100 {
+		page, err := s.QueryDeadLetters(t.Context(), f, after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].ID
+	}
+	t.Fatal("paging does not end")
+	return nil
+}
+
+func testDeadLetterFilters(t *testing.T, s store.Store) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	deadAt(t, s, clock, t0, syncA, item("k1", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(time.Minute), syncA, item("k2", 1), "DUPLICATE_VALUE")
+	deadAt(t, s, clock, t0.Add(2*time.Minute), syncB, item("k1", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(3*time.Minute), syncA, item("k1", 2), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(4*time.Minute), syncA, item("k3", 1), "")
+
+	for _, tc := range []struct {
+		name string
+		f    store.DeadLetterFilter
+		want []string
+	}{
+		{"all", store.DeadLetterFilter{}, []string{"evt-k1-1", "evt-k2-1", "evt-k1-1", "evt-k1-2", "evt-k3-1"}},
+		{"sync", store.DeadLetterFilter{Sync: syncA}, []string{"evt-k1-1", "evt-k2-1", "evt-k1-2", "evt-k3-1"}},
+		{"code", store.DeadLetterFilter{Code: "INVALID_FIELD"}, []string{"evt-k1-1", "evt-k1-1", "evt-k1-2"}},
+		{"key", store.DeadLetterFilter{Key: "k1"}, []string{"evt-k1-1", "evt-k1-1", "evt-k1-2"}},
+		{"sync code key", store.DeadLetterFilter{Sync: syncA, Code: "INVALID_FIELD", Key: "k1"}, []string{"evt-k1-1", "evt-k1-2"}},
+		{"since is inclusive", store.DeadLetterFilter{Since: t0.Add(3 * time.Minute)}, []string{"evt-k1-2", "evt-k3-1"}},
+		{"until is exclusive", store.DeadLetterFilter{Until: t0.Add(time.Minute)}, []string{"evt-k1-1"}},
+		{"since and until", store.DeadLetterFilter{Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, []string{"evt-k2-1", "evt-k1-1"}},
+		{"no code", store.DeadLetterFilter{Sync: syncA, Code: "NOPE"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := query(t, s, tc.f)
+			assert.Equal(t, tc.want, append([]string(nil), eventIDs(got)...))
+			for _, d := range got {
+				assert.False(t, d.Superseded, "nothing is superseded yet")
+				assert.NotEmpty(t, d.Event, "listings hold the events")
+			}
+		})
+	}
+
+	// k1 v3 is applied in syncA: both dead letters of k1 there are
+	// superseded; k1 in syncB and the others are not.
+	v3 := item("k1", 3)
+	begin(t, s, syncA, v3)
+	finish(t, s, syncA, result(v3, store.Applied))
+	// k2 v2 is only pending: k2 v1 is not superseded (the write may fail).
+	begin(t, s, syncA, item("k2", 2))
+	marks := map[string]bool{}
+	for _, d := range query(t, s, store.DeadLetterFilter{}) {
+		marks[d.Sync+"/"+d.EventID] = d.Superseded
+	}
+	assert.Equal(t, map[string]bool{
+		syncA + "/evt-k1-1": true, syncA + "/evt-k1-2": true, syncA + "/evt-k2-1": false, syncA + "/evt-k3-1": false,
+		syncB + "/evt-k1-1": false,
+	}, marks)
+	assert.Equal(t, []string{"evt-k1-1", "evt-k1-2"}, eventIDs(query(t, s, store.DeadLetterFilter{Superseded: true})))
+	dls, err := s.DeadLetters(t.Context(), syncA, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dls, 4)
+	assert.True(t, dls[0].Superseded, "DeadLetters marks them too")
+
+	_, err = s.QueryDeadLetters(t.Context(), store.DeadLetterFilter{Since: t0, Until: t0}, 0, 10)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	assert.ErrorContains(t, err, "is not after since")
+	_, err = s.QueryDeadLetters(t.Context(), store.DeadLetterFilter{Key: "k\x00"}, 0, 10)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+}
+
+func testDeadLetterSummary(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	groups, err := s.SummarizeDeadLetters(ctx, store.DeadLetterFilter{})
+	require.NoError(t, err)
+	assert.NotNil(t, groups)
+	assert.Empty(t, groups)
+
+	deadAt(t, s, clock, t0, syncA, item("k1", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(time.Minute), syncA, item("k2", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(2*time.Minute), syncA, item("k3", 1), "DUPLICATE_VALUE")
+	deadAt(t, s, clock, t0.Add(3*time.Minute), syncB, item("k1", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(4*time.Minute), syncA, item("k4", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0.Add(5*time.Minute), syncA, item("k5", 1), "")
+	newer := item("k2", 2)
+	begin(t, s, syncA, newer)
+	finish(t, s, syncA, result(newer, store.Applied))
+
+	groups, err = s.SummarizeDeadLetters(ctx, store.DeadLetterFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, []store.DeadLetterGroup{
+		{Sync: syncB, Code: "INVALID_FIELD", Count: 1, Oldest: t0.Add(3 * time.Minute), Newest: t0.Add(3 * time.Minute)},
+		{Sync: syncA, Code: "", Count: 1, Oldest: t0.Add(5 * time.Minute), Newest: t0.Add(5 * time.Minute)},
+		{Sync: syncA, Code: "DUPLICATE_VALUE", Count: 1, Oldest: t0.Add(2 * time.Minute), Newest: t0.Add(2 * time.Minute)},
+		{Sync: syncA, Code: "INVALID_FIELD", Count: 3, Superseded: 1, Oldest: t0, Newest: t0.Add(4 * time.Minute)},
+	}, groups, "sorted by sync and code")
+
+	groups, err = s.SummarizeDeadLetters(ctx, store.DeadLetterFilter{Sync: syncA, Since: t0.Add(time.Minute), Code: "INVALID_FIELD"})
+	require.NoError(t, err)
+	assert.Equal(t, []store.DeadLetterGroup{
+		{Sync: syncA, Code: "INVALID_FIELD", Count: 2, Superseded: 1, Oldest: t0.Add(time.Minute), Newest: t0.Add(4 * time.Minute)},
+	}, groups, "filtered")
+}
+
+func audit(t *testing.T, s store.Store) []store.AuditEntry {
+	t.Helper()
+	var all []store.AuditEntry
+	var after int64
+	for {
+		page, err := s.AuditLog(t.Context(), after, 3)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].ID
+	}
+}
+
+func counts(t *testing.T, s store.Store, sync string) store.Counts {
+	t.Helper()
+	c, err := s.Counts(t.Context(), sync)
+	require.NoError(t, err)
+	return c
+}
+
+func guardOf(t *testing.T, s store.Store, sync, key string) (store.Guard, bool) {
+	t.Helper()
+	g, ok, err := s.GuardOf(t.Context(), sync, key)
+	require.NoError(t, err)
+	return g, ok
+}
+
+func testDiscardByID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	deadAt(t, s, clock, t0, syncA, item("k1", 4), "INVALID_FIELD")
+	deadAt(t, s, clock, t0, syncA, item("k2", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0, syncB, item("k3", 1), "DUPLICATE_VALUE")
+	all := query(t, s, store.DeadLetterFilter{})
+	require.Len(t, all, 3)
+	before := counts(t, s, syncA)
+	g1, _ := guardOf(t, s, syncA, "k1")
+
+	t1 := t0.Add(time.Hour)
+	clock.Store(&t1)
+	d, err := s.DiscardDeadLetters(ctx, store.Selection{IDs: []int64{all[0].ID, all[2].ID, 999999, all[0].ID}},
+		store.Operator{Name: "alice", Role: "operator", Reason: "fixed by hand in the CRM"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{all[0].ID, all[2].ID}, ids(d.DeadLetters))
+	assert.Empty(t, d.DeadLetters[0].Event, "without their events")
+	assert.Equal(t, []int64{999999}, d.NotFound)
+	assert.False(t, d.More)
+	assert.NotZero(t, d.AuditID)
+	assert.Equal(t, []int64{all[1].ID}, ids(query(t, s, store.DeadLetterFilter{})), "the others stay")
+
+	// The outcome stays dead; the guard row (dead at that version) is left
+	// as it is: a redelivery is a duplicate, a newer version applies.
+	assert.Equal(t, before, counts(t, s, syncA))
+	g, ok := guardOf(t, s, syncA, "k1")
+	require.True(t, ok)
+	assert.Equal(t, g1, g)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate, store.SkipStale, store.Apply},
+		begin(t, s, syncA, item("k1", 4), item("k1", 3), item("k1", 5)))
+
+	entries := audit(t, s)
+	require.Len(t, entries, 1)
+	e := entries[0]
+	assert.Equal(t, d.AuditID, e.ID)
+	assert.True(t, t1.Equal(e.At))
+	assert.Equal(t, "alice", e.Actor)
+	assert.Equal(t, "operator", e.Role)
+	assert.Equal(t, store.AuditDiscard, e.Action)
+	assert.Equal(t, "fixed by hand in the CRM", e.Reason)
+	assert.Empty(t, e.Sync, "two syncs")
+	assert.Nil(t, e.Filter)
+	assert.Equal(t, []store.AuditedLetter{
+		{ID: all[0].ID, Sync: syncA, EventID: "evt-k1-4", Key: "k1", Version: 4, Code: "INVALID_FIELD"},
+		{ID: all[2].ID, Sync: syncB, EventID: "evt-k3-1", Key: "k3", Version: 1, Code: "DUPLICATE_VALUE"},
+	}, e.DeadLetters)
+	require.Len(t, e.Guards, 2, "the guard rows as they were, by sync and key")
+	assert.Equal(t, syncB, e.Guards[0].Sync)
+	assert.Equal(t, store.AuditedGuard{Sync: syncA, Key: "k1", Version: 4, State: "dead", EventID: "evt-k1-4", UpdatedAt: g1.UpdatedAt}, e.Guards[1])
+
+	// Nothing left to discard: no audit entry.
+	d, err = s.DiscardDeadLetters(ctx, store.Selection{IDs: []int64{all[0].ID}}, ops)
+	require.NoError(t, err)
+	assert.Empty(t, d.DeadLetters)
+	assert.Equal(t, []int64{all[0].ID}, d.NotFound)
+	assert.Zero(t, d.AuditID)
+	assert.Len(t, audit(t, s), 1)
+
+	// Refused: no selection, no operator, too many ids.
+	_, err = s.DiscardDeadLetters(ctx, store.Selection{}, ops)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	_, err = s.DiscardDeadLetters(ctx, store.Selection{IDs: []int64{1}}, store.Operator{})
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	_, err = s.DiscardDeadLetters(ctx, store.Selection{IDs: make([]int64, store.MaxPageSize+1)}, ops)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	assert.Len(t, query(t, s, store.DeadLetterFilter{}), 1)
+}
+
+func testDiscardByFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	for i := range 5 {
+		deadAt(t, s, clock, t0.Add(time.Duration(i)*time.Minute), syncA, item(fmt.Sprintf("k%d", i), 1), "INVALID_FIELD")
+	}
+	deadAt(t, s, clock, t0, syncA, item("x", 1), "DUPLICATE_VALUE")
+	deadAt(t, s, clock, t0, syncB, item("k0", 1), "INVALID_FIELD")
+
+	// In pages of 2: More says when to call again.
+	f := store.DeadLetterFilter{Sync: syncA, Code: "INVALID_FIELD", Since: t0.Add(time.Minute)}
+	var got []string
+	for calls := 1; ; calls++ {
+		require.Less(t, calls, 5)
+		d, err := s.DiscardDeadLetters(ctx, store.Selection{Filter: f, Limit: 2}, ops)
+		require.NoError(t, err)
+		got = append(got, eventIDs(d.DeadLetters)...)
+		if !d.More {
+			break
+		}
+		require.Len(t, d.DeadLetters, 2)
+	}
+	assert.Equal(t, []string{"evt-k1-1", "evt-k2-1", "evt-k3-1", "evt-k4-1"}, got)
+	assert.Equal(t, []string{"evt-k0-1", "evt-x-1"}, eventIDs(query(t, s, store.DeadLetterFilter{Sync: syncA})))
+	entries := audit(t, s)
+	require.Len(t, entries, 2)
+	require.NotNil(t, entries[0].Filter)
+	assert.Equal(t, f.Code, entries[0].Filter.Code)
+	assert.True(t, f.Since.Equal(entries[0].Filter.Since))
+	assert.Equal(t, syncA, entries[0].Sync)
+
+	// IDs and a filter: the named ones the filter selects.
+	rest := query(t, s, store.DeadLetterFilter{})
+	d, err := s.DiscardDeadLetters(ctx, store.Selection{IDs: ids(rest), Filter: store.DeadLetterFilter{Code: "DUPLICATE_VALUE"}}, ops)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"evt-x-1"}, eventIDs(d.DeadLetters))
+	assert.Len(t, d.NotFound, 2)
+
+	// The superseded ones of a sync.
+	deadAt(t, s, clock, t0, syncA, item("s1", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0, syncA, item("s2", 1), "INVALID_FIELD")
+	deadAt(t, s, clock, t0, syncB, item("s1", 1), "INVALID_FIELD")
+	for _, sync := range []string{syncA, syncB} {
+		v2 := item("s1", 2)
+		begin(t, s, sync, v2)
+		finish(t, s, sync, result(v2, store.Applied))
+	}
+	g, _ := guardOf(t, s, syncA, "s1")
+	d, err = s.DiscardDeadLetters(ctx, store.Selection{Filter: store.DeadLetterFilter{Sync: syncA, Superseded: true}}, ops)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"evt-s1-1"}, eventIDs(d.DeadLetters))
+	assert.True(t, d.DeadLetters[0].Superseded)
+	after, _ := guardOf(t, s, syncA, "s1")
+	assert.Equal(t, g, after, "the newer applied row is untouched")
+	assert.Equal(t, []string{"evt-k0-1", "evt-s1-1"}, eventIDs(query(t, s, store.DeadLetterFilter{Sync: syncB})))
+	assert.Equal(t, []string{"evt-k0-1", "evt-s2-1"}, eventIDs(query(t, s, store.DeadLetterFilter{Sync: syncA})))
+}
+
+// testDiscardRequeued: a dead letter requeued for a replay and then
+// discarded gives the event up for good: the replay still in flight is a
+// duplicate, the outcome is dead again, a newer version still applies.
+func testDiscardRequeued(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	e := item("k", 7)
+	deadAt(t, s, clock, t0, syncA, e, "INVALID_FIELD")
+	dl := query(t, s, store.DeadLetterFilter{})[0]
+	_, err := s.Requeue(ctx, dl.ID, ops)
+	require.NoError(t, err)
+	g, _ := guardOf(t, s, syncA, "k")
+	require.Equal(t, store.GuardPending, g.State, "requeued")
+	require.Equal(t, store.Counts{}, counts(t, s, syncA), "the dead outcome is forgotten")
+
+	d, err := s.DiscardDeadLetters(ctx, store.Selection{IDs: []int64{dl.ID}}, ops)
+	require.NoError(t, err)
+	require.Len(t, d.DeadLetters, 1)
+	g, _ = guardOf(t, s, syncA, "k")
+	assert.Equal(t, store.GuardDead, g.State, "dead again")
+	assert.Equal(t, int64(7), g.Version)
+	assert.Equal(t, store.Counts{Dead: 1}, counts(t, s, syncA), "the outcome is dead again")
+
+	// The replay arrives: a duplicate, and it brings no dead letter back.
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, e))
+	finish(t, s, syncA, store.Result{Item: e, Outcome: store.Skipped, Reason: "duplicate"})
+	assert.Empty(t, query(t, s, store.DeadLetterFilter{}))
+	assert.Equal(t, store.Counts{Dead: 1}, counts(t, s, syncA))
+	assert.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, item("k", 8)), "a newer version applies")
+
+	entries := audit(t, s)
+	require.Len(t, entries, 2)
+	assert.Equal(t, store.AuditReplay, entries[0].Action)
+	assert.Equal(t, store.AuditDiscard, entries[1].Action)
+	require.Len(t, entries[1].Guards, 1)
+	assert.Equal(t, store.GuardPending, entries[1].Guards[0].State, "the row as it was before the discard")
+}
+
+// testResetFrozenKey: a key whose guard row holds 2^63-1 refuses every later
+// event; a reset deletes the row and discards the key's dead letters, and
+// then v1 applies.
+func testResetFrozenKey(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	huge := store.Item{EventID: "evt-absurd", Key: "M-1", Version: math.MaxInt64}
+	begin(t, s, syncA, huge)
+	finish(t, s, syncA, applied(huge, "salesforce", "Contact", "003F"))
+	deadAt(t, s, clock, t0.Add(time.Minute), syncA, item("M-1", 1), "INVALID_FIELD") // a dead letter of the key (refused earlier)
+	// It is frozen: nothing newer than 2^63-1 exists.
+	assert.Equal(t, []store.Decision{store.SkipStale, store.SkipStale}, begin(t, s, syncA, item("M-1", 2), item("M-1", 1<<40)))
+	// Other keys and the same key in another sync are not touched.
+	other := item("M-2", 3)
+	begin(t, s, syncA, other)
+	finish(t, s, syncA, result(other, store.Applied))
+	begin(t, s, syncB, item("M-1", 5))
+	deadAt(t, s, clock, t0, syncB, item("M-1", 5), "INVALID_FIELD")
+	before := counts(t, s, syncA)
+	frozen, _ := guardOf(t, s, syncA, "M-1")
+
+	_, err := s.ResetKey(ctx, syncA, "M-1", store.Target{}, store.Operator{Name: "alice", Role: "operator"})
+	assert.ErrorIs(t, err, store.ErrInvalid, "a reason is required")
+	_, err = s.ResetKey(ctx, syncA, "", store.Target{}, store.Operator{Name: "alice", Reason: "x"})
+	assert.ErrorIs(t, err, store.ErrInvalid)
+
+	t1 := t0.Add(time.Hour)
+	clock.Store(&t1)
+	r, err := s.ResetKey(ctx, syncA, "M-1", store.Target{System: "salesforce", Object: "Contact"},
+		store.Operator{Name: "alice", Role: "operator", Reason: "version 2^63-1 accepted before ingress bounded versions"})
+	require.NoError(t, err)
+	assert.Equal(t, syncA, r.Sync)
+	assert.Equal(t, "M-1", r.Key)
+	require.NotNil(t, r.Guard)
+	assert.Equal(t, frozen, *r.Guard, "what the row held")
+	assert.Equal(t, []string{"evt-M-1-1"}, eventIDs(r.Discarded))
+	assert.NotZero(t, r.AuditID)
+	_, ok := guardOf(t, s, syncA, "M-1")
+	assert.False(t, ok, "the row is gone")
+	assert.Empty(t, query(t, s, store.DeadLetterFilter{Sync: syncA, Key: "M-1"}))
+	assert.Equal(t, before, counts(t, s, syncA), "outcomes stay")
+	assert.Len(t, query(t, s, store.DeadLetterFilter{Sync: syncB, Key: "M-1"}), 1, "the other sync keeps its own")
+	g, _ := guardOf(t, s, syncB, "M-1")
+	assert.Equal(t, int64(5), g.Version)
+	assert.Equal(t, []store.Decision{store.SkipDuplicate}, begin(t, s, syncA, other))
+
+	// v1 applies now, and writes the cross-reference again.
+	v1 := store.Item{EventID: "evt-after-reset", Key: "M-1", Version: 1}
+	require.Equal(t, []store.Decision{store.Apply}, begin(t, s, syncA, v1))
+	finish(t, s, syncA, applied(v1, "salesforce", "Contact", "003N"))
+	assert.Equal(t, []store.Decision{store.SkipDuplicate, store.Apply}, begin(t, s, syncA, v1, item("M-1", 2)))
+	id, _ := lookup(t, s, "salesforce", "Contact", "M-1")
+	assert.Equal(t, "003N", id, "the cross-reference follows the writes again")
+
+	entries := audit(t, s)
+	require.NotEmpty(t, entries)
+	e := entries[len(entries)-1]
+	assert.Equal(t, r.AuditID, e.ID)
+	assert.Equal(t, store.AuditResetKey, e.Action)
+	assert.Equal(t, "alice", e.Actor)
+	assert.Equal(t, syncA, e.Sync)
+	assert.Equal(t, "M-1", e.Key)
+	assert.Contains(t, e.Reason, "2^63-1")
+	require.Len(t, e.Guards, 1)
+	assert.Equal(t, int64(math.MaxInt64), e.Guards[0].Version)
+	assert.Equal(t, store.GuardApplied, e.Guards[0].State)
+	assert.Len(t, e.DeadLetters, 1)
+	require.NotNil(t, e.Xref)
+	assert.Equal(t, store.AuditedXref{System: "salesforce", Object: "Contact", Key: "M-1", TargetID: "003F", Version: math.MaxInt64}, *e.Xref)
+
+	// A key with nothing to reset.
+	_, err = s.ResetKey(ctx, syncA, "M-nobody", store.Target{}, store.Operator{Name: "alice", Reason: "typo"})
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.Len(t, audit(t, s), len(entries), "no audit entry for it")
+}
+
+func testAuditLog(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	entries, err := s.AuditLog(ctx, 0, 10)
+	require.NoError(t, err)
+	assert.NotNil(t, entries)
+	assert.Empty(t, entries)
+
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	for i := range 4 {
+		deadAt(t, s, clock, t0, syncA, item(fmt.Sprintf("k%d", i), 1), "INVALID_FIELD")
+	}
+	dls := query(t, s, store.DeadLetterFilter{})
+	for _, d := range dls {
+		_, err := s.Requeue(ctx, d.ID, store.Operator{Name: "loopback", Role: "operator", Reason: "bad\x00 reason \xff"})
+		require.NoError(t, err)
+	}
+	_, err = s.Requeue(ctx, dls[0].ID, store.Operator{})
+	assert.ErrorIs(t, err, store.ErrInvalid, "a replay needs who asks")
+
+	all := audit(t, s)
+	require.Len(t, all, 4, "paged in threes")
+	for i, e := range all {
+		assert.Equal(t, store.AuditReplay, e.Action)
+		assert.Equal(t, "loopback", e.Actor)
+		assert.Equal(t, "bad reason \uFFFD", e.Reason, "free text made storable")
+		assert.Equal(t, syncA, e.Sync)
+		assert.Equal(t, dls[i].Key, e.Key)
+		assert.Equal(t, []store.AuditedLetter{{ID: dls[i].ID, Sync: syncA, EventID: dls[i].EventID, Key: dls[i].Key, Version: 1, Code: "INVALID_FIELD"}}, e.DeadLetters)
+		require.Len(t, e.Guards, 1)
+		assert.Equal(t, store.GuardDead, e.Guards[0].State, "the row before the replay")
+		if i > 0 {
+			assert.Greater(t, e.ID, all[i-1].ID)
+		}
+	}
+}
+
+func testDeliveries(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := settableClock(s, t0)
+	seen := func(source, id string) (string, bool) {
+		t.Helper()
+		d, ok, err := s.SeenDelivery(ctx, source, id)
+		require.NoError(t, err)
+		return d, ok
+	}
+	_, ok := seen("ledger", "msg_1")
+	assert.False(t, ok)
+
+	require.NoError(t, s.RememberDelivery(ctx, "ledger", "msg_1", "sha256:aa", t0.Add(5*time.Minute)))
+	d, ok := seen("ledger", "msg_1")
+	assert.True(t, ok)
+	assert.Equal(t, "sha256:aa", d)
+	_, ok = seen("crm", "msg_1")
+	assert.False(t, ok, "per source")
+
+	// While remembered, the first digest stays.
+	require.NoError(t, s.RememberDelivery(ctx, "ledger", "msg_1", "sha256:bb", t0.Add(time.Hour)))
+	d, _ = seen("ledger", "msg_1")
+	assert.Equal(t, "sha256:aa", d)
+
+	// Expired: not seen, and replaced by the next one.
+	t1 := t0.Add(5 * time.Minute)
+	clock.Store(&t1)
+	_, ok = seen("ledger", "msg_1")
+	assert.False(t, ok, "expired at its until")
+	require.NoError(t, s.RememberDelivery(ctx, "ledger", "msg_1", "sha256:cc", t1.Add(time.Minute)))
+	d, ok = seen("ledger", "msg_1")
+	assert.True(t, ok)
+	assert.Equal(t, "sha256:cc", d)
+
+	// Prune removes expired entries (whatever olderThan says).
+	for i := range 5 {
+		require.NoError(t, s.RememberDelivery(ctx, "ledger", fmt.Sprintf("old-%d", i), "d", t1.Add(time.Second)))
+	}
+	t2 := t1.Add(10 * time.Minute)
+	clock.Store(&t2)
+	n, err := s.Prune(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), n, "5 old ones and msg_1")
+
+	// RememberDelivery prunes now and then by itself: after enough calls,
+	// expired entries are gone before any Prune.
+	for i := range 10 {
+		require.NoError(t, s.RememberDelivery(ctx, "ledger", fmt.Sprintf("soon-%d", i), "d", t2.Add(time.Second)))
+	}
+	t3 := t2.Add(time.Minute)
+	clock.Store(&t3)
+	for i := range 200 {
+		require.NoError(t, s.RememberDelivery(ctx, "ledger", fmt.Sprintf("new-%d", i), "d", t3.Add(time.Hour)))
+	}
+	n, err = s.Prune(ctx, 24*time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "already pruned")
+	_, ok = seen("ledger", "new-199")
+	assert.True(t, ok)
+
+	assert.ErrorIs(t, s.RememberDelivery(ctx, "", "x", "d", t3), store.ErrInvalid)
+	assert.ErrorIs(t, s.RememberDelivery(ctx, "ledger", "", "d", t3), store.ErrInvalid)
+	assert.ErrorIs(t, s.RememberDelivery(ctx, "ledger", "x\x00", "d", t3), store.ErrInvalid)
+}
+
+func testFoldKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const sys, obj = "salesforce", "Contact"
+	guard := func(sync string, it store.Item, o store.Outcome) {
+		t.Helper()
+		begin(t, s, sync, it)
+		if o != "" {
+			finish(t, s, sync, store.Result{Item: it, Outcome: o, System: sys, Object: obj, TargetID: "id-" + it.EventID, Reason: "r"})
+		}
+	}
+	guard(syncA, item("M-ABC", 3), store.Applied) // moves to m-abc
+	guard(syncA, item("K1", 5), store.Applied)    // collides with k1 v3: K1 wins
+	guard(syncA, item("k1", 3), store.Applied)    //
+	guard(syncA, item("K2", 2), store.Applied)    // collides with k2 v7: k2 stays
+	guard(syncA, item("k2", 7), store.Applied)    //
+	guard(syncA, item("T1", 4), "")               // a tie at v4: the applied one wins
+	guard(syncA, item("t1", 4), store.Applied)    //
+	guard(syncA, item("ZOË", 2), store.Applied)   // not ASCII: Go folds it
+	guard(syncA, item("lower", 1), store.Applied) // unchanged
+	guard(syncB, item("OTHER", 1), store.Applied) // another sync: untouched (its xref entry is folded)
+	deadAt(t, s, settableClock(s, time.Now()), time.Now(), syncA, item("DEAD", 1), "INVALID_FIELD")
+
+	n, err := s.FoldKeys(ctx, syncA, sys, obj, strings.ToLower)
+	require.NoError(t, err)
+	// Guard: M-ABC, K1, K2, T1, ZOË, DEAD (6); dead letter DEAD (1);
+	// xref: M-ABC, K1, K2, ZOË, OTHER (T1 has no entry, DEAD neither) (5).
+	assert.Equal(t, 12, n)
+
+	for _, tc := range []struct {
+		key     string
+		version int64
+		state   string
+	}{
+		{"m-abc", 3, store.GuardApplied}, {"k1", 5, store.GuardApplied}, {"k2", 7, store.GuardApplied},
+		{"t1", 4, store.GuardApplied}, {"zoë", 2, store.GuardApplied}, {"lower", 1, store.GuardApplied},
+		{"dead", 1, store.GuardDead},
+	} {
+		g, ok := guardOf(t, s, syncA, tc.key)
+		if assert.True(t, ok, tc.key) {
+			assert.Equal(t, tc.version, g.Version, tc.key)
+			assert.Equal(t, tc.state, g.State, tc.key)
+		}
+	}
+	for _, gone := range []string{"M-ABC", "K1", "K2", "T1", "ZOË", "DEAD"} {
+		_, ok := guardOf(t, s, syncA, gone)
+		assert.False(t, ok, gone)
+	}
+	_, ok := guardOf(t, s, syncB, "OTHER")
+	assert.True(t, ok, "another sync's guard is not folded")
+
+	for key, want := range map[string]string{"m-abc": "id-evt-M-ABC-3", "k1": "id-evt-K1-5", "k2": "id-evt-k2-7", "zoë": "id-evt-ZOË-2", "other": "id-evt-OTHER-1"} {
+		id, ok := lookup(t, s, sys, obj, key)
+		assert.True(t, ok, key)
+		assert.Equal(t, want, id, "%s: the entry of the newest version", key)
+	}
+	_, ok = lookup(t, s, sys, obj, "K1")
+	assert.False(t, ok)
+	dls := query(t, s, store.DeadLetterFilter{Sync: syncA, Key: "dead"})
+	assert.Len(t, dls, 1, "dead letters are folded too")
+
+	// The pipeline's folded keys now meet their rows.
+	assert.Equal(t, []store.Decision{store.SkipStale, store.SkipDuplicate, store.Apply},
+		begin(t, s, syncA, item("k1", 4), item("m-abc", 3), item("zoë", 3)))
+
+	n, err = s.FoldKeys(ctx, syncA, sys, obj, strings.ToLower)
+	require.NoError(t, err)
+	assert.Zero(t, n, "idempotent")
+
+	_, err = s.FoldKeys(ctx, syncA, "", "", func(string) string { return "" })
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	_, err = s.FoldKeys(ctx, "", "", "", strings.ToLower)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	_, err = s.FoldKeys(ctx, syncA, "", "", nil)
+	assert.ErrorIs(t, err, store.ErrInvalid)
+}
+
+// testFoldKeysPages folds more rows than one page holds, with collisions
+// across pages.
+func testFoldKeysPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const keys = 1300
+	var its []store.Item
+	var rs []store.Result
+	for i := range keys {
+		// Upper-case keys sort before their folded forms: each page moves
+		// rows past the cursor.
+		it := store.Item{EventID: fmt.Sprintf("e%d", i), Key: fmt.Sprintf("KEY-%04d", i), Version: int64(10 + i%3)}
+		its = append(its, it)
+		rs = append(rs, applied(it, "mc", "DE", fmt.Sprintf("row-%d", i)))
+		if i%4 == 0 { // a folded twin, older or newer
+			twin := store.Item{EventID: fmt.Sprintf("t%d", i), Key: fmt.Sprintf("key-%04d", i), Version: 11}
+			its = append(its, twin)
+			rs = append(rs, applied(twin, "mc", "DE", fmt.Sprintf("twin-%d", i)))
+		}
+	}
+	for i := 0; i < len(its); i += 200 {
+		j := min(i+200, len(its))
+		begin(t, s, syncA, its[i:j]...)
+		finish(t, s, syncA, rs[i:j]...)
+	}
+	n, err := s.FoldKeys(ctx, syncA, "mc", "DE", strings.ToLower)
+	require.NoError(t, err)
+	assert.Equal(t, 2*keys, n)
+	for i := range keys {
+		key := fmt.Sprintf("key-%04d", i)
+		g, ok := guardOf(t, s, syncA, key)
+		require.True(t, ok, key)
+		wantV, wantID := int64(10+i%3), fmt.Sprintf("row-%d", i)
+		if i%4 == 0 && wantV < 11 {
+			wantV, wantID = 11, fmt.Sprintf("twin-%d", i)
+		}
+		assert.Equal(t, wantV, g.Version, key)
+		id, _ := lookup(t, s, "mc", "DE", key)
+		if i%4 == 0 && 10+i%3 == 11 {
+			assert.Contains(t, []string{wantID, fmt.Sprintf("twin-%d", i)}, id, "a tie keeps either")
+		} else {
+			assert.Equal(t, wantID, id, key)
+		}
+		_, ok = guardOf(t, s, syncA, fmt.Sprintf("KEY-%04d", i))
+		require.False(t, ok)
+	}
+	n, err = s.FoldKeys(ctx, syncA, "mc", "DE", strings.ToLower)
+	require.NoError(t, err)
+	assert.Zero(t, n)
 }
