@@ -125,6 +125,33 @@ type Description struct {
 	// ConfigSchema is a JSON Schema (OpenAPI 3 subset) of the connector's
 	// config block; the config loader checks the block against it.
 	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
+	// Keys says how the target compares record keys (the external ids the
+	// hub writes): KeysExact (the default) or KeysCaseInsensitive
+	// (Salesforce external ids: "ab-1" and "AB-1" are one record). The
+	// version guard and the cross-reference compare keys the same way, so
+	// that two spellings of one target record are ordered as one key.
+	Keys KeyMatch `json:"keys,omitempty"`
+}
+
+// KeyMatch is how a target compares two record keys.
+type KeyMatch string
+
+const (
+	// KeysExact: keys are equal when their bytes are.
+	KeysExact KeyMatch = ""
+	// KeysCaseInsensitive: keys are equal when they are equal under Unicode
+	// simple case folding (strings.EqualFold).
+	KeysCaseInsensitive KeyMatch = "case-insensitive"
+)
+
+// Fold returns the form of key under which equal keys are identical: key
+// itself for KeysExact, a case-folded form for KeysCaseInsensitive, such
+// that Fold(a) == Fold(b) exactly when strings.EqualFold(a, b).
+func (m KeyMatch) Fold(key string) string {
+	if m != KeysCaseInsensitive {
+		return key
+	}
+	return foldCase(key)
 }
 
 // Connector is what every connector, built-in or plugin, implements.

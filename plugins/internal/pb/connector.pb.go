@@ -389,8 +389,12 @@ type DescribeResponse struct {
 	Reads  []string `protobuf:"bytes,10,rep,name=reads,proto3" json:"reads,omitempty"`
 	// entities lists the hub entities the connector works with (member,
 	// transaction, voucher, segment).
-	Entities      []string `protobuf:"bytes,11,rep,name=entities,proto3" json:"entities,omitempty"`
-	Error         *Error   `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
+	Entities []string `protobuf:"bytes,11,rep,name=entities,proto3" json:"entities,omitempty"`
+	// keys says how the target compares record keys: "" (exactly, the
+	// default) or "case-insensitive" (Salesforce external ids). The hub's
+	// version guard and cross-reference then compare keys the same way.
+	Keys          string `protobuf:"bytes,12,opt,name=keys,proto3" json:"keys,omitempty"`
+	Error         *Error `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -500,6 +504,13 @@ func (x *DescribeResponse) GetEntities() []string {
 		return x.Entities
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetKeys() string {
+	if x != nil {
+		return x.Keys
+	}
+	return ""
 }
 
 func (x *DescribeResponse) GetError() *Error {
@@ -1796,7 +1807,7 @@ const file_connector_proto_rawDesc = "" +
 	"\x0fdescribe_object\x18\x03 \x01(\bR\x0edescribeObject\x12\x1d\n" +
 	"\n" +
 	"get_record\x18\x04 \x01(\bR\tgetRecord\"\x11\n" +
-	"\x0fDescribeRequest\"\x93\x03\n" +
+	"\x0fDescribeRequest\"\xa7\x03\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
@@ -1809,7 +1820,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x06writes\x18\t \x03(\tR\x06writes\x12\x14\n" +
 	"\x05reads\x18\n" +
 	" \x03(\tR\x05reads\x12\x1a\n" +
-	"\bentities\x18\v \x03(\tR\bentities\x124\n" +
+	"\bentities\x18\v \x03(\tR\bentities\x12\x12\n" +
+	"\x04keys\x18\f \x01(\tR\x04keys\x124\n" +
 	"\x05error\x18\x0f \x01(\v2\x1e.loyaltyhub.connector.v1.ErrorR\x05error\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"I\n" +

@@ -328,6 +328,7 @@ func DescriptionToPB(d connectors.Description, caps Capabilities, sdk string) *p
 		Writes:       d.Writes,
 		Reads:        d.Reads,
 		Entities:     d.Entities,
+		Keys:         string(d.Keys),
 		ConfigSchema: d.ConfigSchema,
 		Capabilities: &pb.Capabilities{Write: caps.Write, Read: caps.Read, DescribeObject: caps.DescribeObject, GetRecord: caps.GetRecord},
 		Sdk:          sdk,
@@ -345,6 +346,7 @@ func DescriptionFromPB(d *pb.DescribeResponse) (connectors.Description, Capabili
 		Writes:   d.GetWrites(),
 		Reads:    d.GetReads(),
 		Entities: d.GetEntities(),
+		Keys:     connectors.KeyMatch(d.GetKeys()),
 	}
 	if len(d.GetConfigSchema()) > 0 {
 		desc.ConfigSchema = json.RawMessage(d.GetConfigSchema())
