@@ -182,7 +182,7 @@ func (s *Sync) backfill(ctx context.Context, h History, b *backfillState, holds 
 			seqs = append(seqs, seq)
 			return nil
 		}
-		key := meta.Get(event.MetaSubject)
+		key := s.key(meta.Get(event.MetaSubject))
 		v, err := strconv.ParseInt(meta.Get(event.MetaVersion), 10, 64)
 		if key == "" || err != nil {
 			return nil // not an event this hub wrote: the live sync dead-letters it
@@ -308,7 +308,7 @@ func (s *Sync) backfillOne(ctx context.Context, msg *message.Message, b *backfil
 		}
 		if !IsRetryable(err) || (s.cfg.MaxAttempts > 0 && attempt >= s.cfg.MaxAttempts) {
 			reason := fmt.Sprintf("backfill gave up after %d attempts: %v", attempt, err)
-			if dlErr := s.deadLetter(ctx, itemOf(ev), reason, "RETRIES_EXHAUSTED", attempt, msg.Payload); dlErr != nil {
+			if dlErr := s.deadLetter(ctx, s.itemOf(ev), reason, "RETRIES_EXHAUSTED", attempt, msg.Payload); dlErr != nil {
 				reason += "; " + dlErr.Error()
 			}
 			b.fail(BackfillFailure{EventID: ev.ID, Key: ev.Subject, Reason: reason})

@@ -96,10 +96,15 @@ func (h *Hub) AddSync(s *Sync) error {
 		func(next message.HandlerFunc) message.HandlerFunc {
 			return func(msg *message.Message) ([]*message.Message, error) {
 				out, err := next(msg)
-				if err == nil || !IsRetryable(err) || msg.Context().Err() != nil {
+				switch {
+				case err == nil:
+					return out, nil
+				case !IsRetryable(err) || msg.Context().Err() != nil:
+					s.countRequeued() // nacked: the bus delivers it again
 					return out, err
 				}
 				if dlErr := s.DeadLetterExhausted(msg, err); dlErr != nil {
+					s.countRequeued()
 					return nil, errors.Join(err, dlErr)
 				}
 				return nil, nil
@@ -186,7 +191,13 @@ func (h *Hub) progress(ctx context.Context, syncs []*Sync) {
 		for _, s := range syncs {
 			st := s.Stats()
 			args := []any{"sync", s.cfg.Name, "received", st.Received, "applied", st.Applied,
-				"skipped", st.Skipped, "dead_lettered", st.Dead, "retries", st.Retries, "target_calls", st.Calls}
+				"skipped", st.Skipped, "dead_lettered", st.Dead, "in_flight", st.InFlight, "retries", st.Retries, "target_calls", st.Calls}
+			if st.Requeued > 0 {
+				args = append(args, "requeued", st.Requeued)
+			}
+			if b := s.cfg.Breaker; b != nil && b.State() != BreakerClosed {
+				args = append(args, "breaker", b.State())
+			}
 			if h.pending != nil {
 				if n, err := h.pending(ctx, ConsumerName(s.cfg.Name)); err == nil {
 					args = append(args, "backlog", n)

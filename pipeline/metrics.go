@@ -11,6 +11,11 @@ type Metrics struct {
 	batchSize    *prometheus.HistogramVec
 	batchSeconds *prometheus.HistogramVec
 	writeSeconds *prometheus.HistogramVec
+	requeued     *prometheus.CounterVec
+	held         *prometheus.CounterVec
+
+	breakerState   *prometheus.GaugeVec
+	breakerChanges *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -18,11 +23,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyaltyhub_sync_events_received_total",
-			Help: "Event deliveries handed to a sync (redeliveries and retries included).",
+			Help: "Event deliveries handed to a sync (a redelivery by the bus counts again; a retry of the same delivery does not). " +
+				"received = outcomes (applied + skipped + dead) + requeued + in flight.",
 		}, []string{"sync"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyaltyhub_sync_outcomes_total",
-			Help: "Final outcomes recorded per sync: applied, skipped or dead.",
+			Help: "How each delivery ended, per sync: applied, skipped or dead (a segment change counts once, however many memberships it carries).",
 		}, []string{"sync", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyaltyhub_sync_retries_total",
@@ -48,8 +54,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"sync"}),
 	}
+	m.requeued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loyaltyhub_sync_requeued_total",
+		Help: "Deliveries handed back to the bus without an outcome (the sync stopped, its lease moved); the bus delivers them again.",
+	}, []string{"sync"})
+	m.held = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loyaltyhub_sync_held_writes_total",
+		Help: "Write calls held and sent again because the target asked to wait (Retry-After) or its circuit breaker was open; no attempt is spent on them.",
+	}, []string{"sync"})
+	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "loyaltyhub_connector_breaker_state",
+		Help: "The circuit breaker of each connector: 0 closed, 1 half-open (probing), 2 open (writes held).",
+	}, []string{"connector"})
+	m.breakerChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "loyaltyhub_connector_breaker_transitions_total",
+		Help: "Circuit breaker state changes per connector, by the state entered.",
+	}, []string{"connector", "to"})
 	if reg != nil {
-		reg.MustRegister(m.received, m.outcomes, m.retries, m.calls, m.batchSize, m.batchSeconds, m.writeSeconds)
+		reg.MustRegister(m.received, m.outcomes, m.retries, m.calls, m.batchSize, m.batchSeconds, m.writeSeconds,
+			m.requeued, m.held, m.breakerState, m.breakerChanges)
 	}
 	return m
 }

@@ -71,6 +71,14 @@ type SyncConfig struct {
 	Multiplier      float64
 	// RateLimit caps write calls per second to the target; 0 is unlimited.
 	RateLimit float64
+	// Keys is how the target compares record keys (the connector's
+	// Description.Keys): the version guard, the batch's de-duplication and
+	// the cross-reference fold keys the same way, so two spellings of one
+	// target record are one key. Default KeysExact.
+	Keys connectors.KeyMatch
+	// Breaker is the target connector's circuit breaker, shared with the
+	// other syncs writing to it. Nil: none (failures are only retried).
+	Breaker *Breaker
 }
 
 // The ways a sync writes removals (SyncConfig.Removals).
@@ -153,21 +161,51 @@ type Sync struct {
 	mu         sync.Mutex
 	pauseUntil time.Time
 
-	nReceived, nApplied, nSkipped, nDead, nRetries, nCalls atomic.Int64
+	nReceived, nApplied, nSkipped, nDead, nRequeued, nRetries, nCalls atomic.Int64
 }
 
-// Stats are a sync's counters since the process started.
+// Stats are a sync's counters since the process started, per delivery: a
+// delivery is one event handed over by the bus (a redelivery after a crash
+// or a nack is another delivery; a retry of the same delivery is not). Every
+// delivery received ends in exactly one of applied, skipped, dead or
+// requeued (handed back to the bus without an outcome, as when the sync
+// stops), or is still in flight:
+//
+//	Received = Applied + Skipped + Dead + Requeued + InFlight
+//
+// A segment change counts once, however many memberships it carries. The
+// store's Counts are per event instead (a redelivered event counts once).
 type Stats struct {
-	Received, Applied, Skipped, Dead, Retries, Calls int64
+	Received, Applied, Skipped, Dead, Requeued, InFlight int64
+	// Retries are the retryable answers given (each retry of a delivery
+	// counts); Calls the write calls made to the target.
+	Retries, Calls int64
 }
 
-// Stats returns the sync's counters since the process started (deliveries,
-// so redeliveries count again; the store's Counts are exact per event).
+// Stats returns the sync's counters since the process started.
 func (s *Sync) Stats() Stats {
-	return Stats{Received: s.nReceived.Load(), Applied: s.nApplied.Load(), Skipped: s.nSkipped.Load(),
-		Dead: s.nDead.Load(), Retries: s.nRetries.Load(), Calls: s.nCalls.Load()}
+	// Outcomes first, then received: a delivery counted as ended is always
+	// counted as received, so InFlight is never negative.
+	st := Stats{Applied: s.nApplied.Load(), Skipped: s.nSkipped.Load(), Dead: s.nDead.Load(),
+		Requeued: s.nRequeued.Load(), Retries: s.nRetries.Load(), Calls: s.nCalls.Load()}
+	st.Received = s.nReceived.Load()
+	st.InFlight = st.Received - st.Applied - st.Skipped - st.Dead - st.Requeued
+	return st
 }
 
+// countReceived counts a new delivery.
+func (s *Sync) countReceived() {
+	s.metrics.received.WithLabelValues(s.cfg.Name).Inc()
+	s.nReceived.Add(1)
+}
+
+// countRequeued counts a delivery handed back to the bus without an outcome.
+func (s *Sync) countRequeued() {
+	s.metrics.requeued.WithLabelValues(s.cfg.Name).Inc()
+	s.nRequeued.Add(1)
+}
+
+// countOutcome counts how one delivery ended.
 func (s *Sync) countOutcome(o store.Outcome) {
 	s.metrics.outcomes.WithLabelValues(s.cfg.Name, string(o)).Inc()
 	switch o {
@@ -189,6 +227,8 @@ type pending struct {
 	attempt int
 	// force writes the event even when its version is already applied (a
 	// backfill rewrites what the target lost); stale versions stay skipped.
+	// A forced event is a backfill's, not a delivery: the sync's counters
+	// leave it out (the backfill counts its own).
 	force  bool
 	result chan error
 	// outcome is the stored outcome, set before result is sent.
@@ -256,14 +296,20 @@ func IsRetryable(err error) bool {
 // It returns nil once the outcome (applied, skipped, dead) is stored, a
 // retryable error to be retried, or another error to nack.
 func (s *Sync) Handle(msg *message.Message) error {
+	attempt := nextAttempt(msg)
+	if attempt == 1 {
+		s.countReceived()
+	}
 	ev, err := event.FromMessage(msg)
 	if err != nil {
 		// Undecodable: nothing to retry. Record it as dead with the raw payload.
-		return s.deadLetter(msg.Context(), store.Item{EventID: msg.UUID}, fmt.Sprintf("undecodable message: %v", err), "DECODE", 1, msg.Payload)
+		if err := s.deadLetter(msg.Context(), store.Item{EventID: msg.UUID}, fmt.Sprintf("undecodable message: %v", err), "DECODE", 1, msg.Payload); err != nil {
+			return err
+		}
+		s.countOutcome(store.Dead)
+		return nil
 	}
-	p := &pending{ctx: msg.Context(), ev: ev, raw: msg.Payload, attempt: nextAttempt(msg), result: make(chan error, 1)}
-	s.metrics.received.WithLabelValues(s.cfg.Name).Inc()
-	s.nReceived.Add(1)
+	p := &pending{ctx: msg.Context(), ev: ev, raw: msg.Payload, attempt: attempt, result: make(chan error, 1)}
 	select {
 	case s.in <- p:
 	case <-s.stop:
@@ -284,10 +330,14 @@ func (s *Sync) DeadLetterExhausted(msg *message.Message, cause error) error {
 	ev, err := event.FromMessage(msg)
 	item := store.Item{EventID: msg.UUID}
 	if err == nil {
-		item = store.Item{EventID: ev.ID, Key: ev.Subject, Version: ev.Version}
+		item = s.itemOf(ev)
 	}
 	attempts := attemptsSoFar(msg)
-	return s.deadLetter(msg.Context(), item, fmt.Sprintf("gave up after %d attempts: %v", attempts, cause), "RETRIES_EXHAUSTED", attempts, msg.Payload)
+	if err := s.deadLetter(msg.Context(), item, fmt.Sprintf("gave up after %d attempts: %v", attempts, cause), "RETRIES_EXHAUSTED", attempts, msg.Payload); err != nil {
+		return err
+	}
+	s.countOutcome(store.Dead)
+	return nil
 }
 
 func (s *Sync) deadLetter(ctx context.Context, item store.Item, reason, code string, attempts int, raw []byte) error {
@@ -298,7 +348,6 @@ func (s *Sync) deadLetter(ctx context.Context, item store.Item, reason, code str
 	if err != nil {
 		return fmt.Errorf("recording dead letter for event %s: %w", item.EventID, err)
 	}
-	s.countOutcome(store.Dead)
 	s.logger.Warn("event dead-lettered", "event", item.EventID, "key", item.Key, "version", item.Version, "code", code, "reason", reason)
 	return nil
 }
@@ -355,7 +404,7 @@ func (s *Sync) process(batch []*pending) {
 		if p.ev.Entity() == event.EntitySegment {
 			return "\x00event:" + p.ev.ID
 		}
-		return p.ev.Subject
+		return s.key(p.ev.Subject)
 	}
 	newest := map[string]*pending{}
 	for _, p := range batch {
@@ -391,10 +440,10 @@ func (s *Sync) process(batch []*pending) {
 	members := make(map[*pending]*memberships)
 	for _, p := range candidates {
 		if p.ev.Entity() != event.EntitySegment {
-			items, forced = append(items, itemOf(p.ev)), append(forced, p.force)
+			items, forced = append(items, s.itemOf(p.ev)), append(forced, p.force)
 			continue
 		}
-		members[p] = parseMemberships(p.ev)
+		members[p] = s.parseMemberships(p.ev)
 		for _, m := range members[p].changes {
 			items = append(items, store.Item{EventID: p.ev.ID, Key: m.key, Version: p.ev.Version})
 			forced = append(forced, p.force)
@@ -439,6 +488,9 @@ func (s *Sync) process(batch []*pending) {
 		case errors.Is(err, errNoTarget):
 			final(p, s.dead(p, err.Error(), "NO_TARGET_RECORD"))
 			continue
+		case errors.Is(err, errKeyMismatch):
+			final(p, s.dead(p, err.Error(), "KEY_MISMATCH"))
+			continue
 		case isRetry(err):
 			retry(p, err.Error())
 			continue
@@ -468,7 +520,7 @@ func (s *Sync) process(batch []*pending) {
 		case t.dead != "":
 			final(p, s.dead(p, t.dead, t.deadCode))
 		default:
-			res := store.Result{Item: itemOf(p.ev), Outcome: store.Applied, System: s.cfg.System, Object: s.cfg.Object}
+			res := store.Result{Item: s.itemOf(p.ev), Outcome: store.Applied, System: s.cfg.System, Object: s.cfg.Object}
 			if t.records == 1 && !p.ev.Deleted() {
 				res.TargetID = t.targetID // the cross-reference of a one-record event
 			}
@@ -497,9 +549,6 @@ func (s *Sync) process(batch []*pending) {
 			s.answer(batch, answers, copies)
 			return
 		}
-		for _, r := range finals {
-			s.countOutcome(r.Outcome)
-		}
 		s.logDead(finals)
 	}
 	s.metrics.batchSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(start).Seconds())
@@ -524,6 +573,11 @@ type tally struct {
 // errNoTarget: mode update, and the target record is not known.
 var errNoTarget = errors.New("no target record")
 
+// errKeyMismatch: the mapping writes an external id that is not the
+// event's key, so the guard would order one record and the write change
+// another.
+var errKeyMismatch = errors.New("the mapped external id is not the record key")
+
 // retryable wraps a passing failure met while building records.
 type retryable struct{ error }
 
@@ -539,7 +593,7 @@ func (s *Sync) records(ctx context.Context, p *pending, ms *memberships) (ups, d
 		return s.membershipRecords(ctx, p, ms)
 	}
 	if p.ev.Deleted() && s.cfg.Removals == RemovalsDelete {
-		targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+		targetID, _, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, s.key(p.ev.Subject))
 		if err != nil {
 			return nil, nil, retryable{fmt.Errorf("cross-reference lookup: %w", err)}
 		}
@@ -552,13 +606,16 @@ func (s *Sync) records(ctx context.Context, p *pending, ms *memberships) (ups, d
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.checkKey(fields, p.ev.Subject); err != nil {
+		return nil, nil, err
+	}
 	rec := connectors.Record{Key: p.ev.Subject, Fields: fields}
 	// A backfill does not trust the cross-reference for an upsert: the
 	// target may have lost the record it names (a sandbox refresh).
 	if s.cfg.Mode == connectors.Update || (s.cfg.Mode == connectors.Upsert && !p.force) {
 		// The target id tells the connector the record exists (an upsert
 		// then leaves out fields that can only be set on create).
-		targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, p.ev.Subject)
+		targetID, ok, err := s.store.LookupXref(ctx, s.cfg.System, s.cfg.Object, s.key(p.ev.Subject))
 		if err != nil {
 			return nil, nil, retryable{fmt.Errorf("cross-reference lookup: %w", err)}
 		}
@@ -585,8 +642,9 @@ type membershipChange struct {
 
 // parseMemberships reads a segment change: {"segment_id", "added": [...],
 // "removed": [...]} (the segment defaults to the event's subject). A member
-// both added and removed counts once, as added.
-func parseMemberships(ev *event.Event) *memberships {
+// both added and removed counts once, as added; so does a member listed
+// twice, or in two spellings of one key.
+func (s *Sync) parseMemberships(ev *event.Event) *memberships {
 	data := gjson.ParseBytes(ev.Data)
 	ms := &memberships{segment: data.Get("segment_id").String()}
 	if ms.segment == "" {
@@ -596,11 +654,12 @@ func parseMemberships(ev *event.Event) *memberships {
 	for _, change := range []string{"added", "removed"} {
 		for _, m := range data.Get(change).Array() {
 			member := m.String()
-			if member == "" || seen[member] {
+			key := s.key(ms.segment + ":" + member)
+			if member == "" || seen[key] {
 				continue
 			}
-			seen[member] = true
-			ms.changes = append(ms.changes, membershipChange{member: member, change: change, key: ms.segment + ":" + member})
+			seen[key] = true
+			ms.changes = append(ms.changes, membershipChange{member: member, change: change, key: key})
 		}
 	}
 	return ms
@@ -677,12 +736,13 @@ func (s *Sync) membershipRecords(ctx context.Context, p *pending, ms *membership
 		if !m.apply {
 			continue
 		}
+		recKey := ms.segment + ":" + m.member // as the event spells it; m.key is folded
 		if m.change == "removed" && s.cfg.Removals == RemovalsDelete {
-			dels = append(dels, owned{p, connectors.Record{Key: m.key}})
+			dels = append(dels, owned{p, connectors.Record{Key: recKey}})
 			continue
 		}
 		one := *p.ev
-		one.Subject = m.key
+		one.Subject = recKey
 		one.Data, _ = json.Marshal(map[string]any{"segment_id": ms.segment, "member_id": m.member,
 			"version": p.ev.Version, "change": m.change})
 		fields, err := s.mapper(ctx, &one)
@@ -695,7 +755,10 @@ func (s *Sync) membershipRecords(ctx context.Context, p *pending, ms *membership
 		if err != nil {
 			return nil, nil, fmt.Errorf("member %s: %w", m.member, err)
 		}
-		ups = append(ups, owned{p, connectors.Record{Key: m.key, Fields: fields}})
+		if err := s.checkKey(fields, recKey); err != nil {
+			return nil, nil, err
+		}
+		ups = append(ups, owned{p, connectors.Record{Key: recKey, Fields: fields}})
 	}
 	return ups, dels, nil
 }
@@ -708,20 +771,10 @@ func (s *Sync) write(ctx context.Context, op connectors.Operation, recs []owned,
 		for _, o := range recs[start:end] {
 			chunk = append(chunk, o.rec)
 		}
-		s.waitForTarget(ctx)
 		req := connectors.WriteRequest{Object: s.cfg.Object, Operation: op, ExternalIDField: s.cfg.ExternalIDField, Records: chunk}
-		t0 := time.Now()
-		resp, err := s.writer.Write(ctx, req)
-		s.metrics.writeSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(t0).Seconds())
-		s.metrics.calls.WithLabelValues(s.cfg.Name).Add(float64(max(resp.Calls, 1)))
-		s.nCalls.Add(int64(max(resp.Calls, 1)))
-		if err == nil && len(resp.Results) != len(chunk) {
-			err = connectors.E("pipeline.write", connectors.Transient,
-				fmt.Errorf("connector answered %d results for %d records", len(resp.Results), len(chunk)))
-		}
+		resp, err := s.send(ctx, req)
 		if err != nil {
 			kind := connectors.KindOf(err)
-			s.pauseFor(connectors.RetryAfterOf(err))
 			for _, o := range recs[start:end] {
 				t := tallies[o.p]
 				if kind == connectors.Permanent {
@@ -750,6 +803,58 @@ func (s *Sync) write(ctx context.Context, op connectors.Operation, recs []owned,
 	}
 }
 
+// send makes one write call and holds it while the target cannot take it:
+// a call refused as a whole with a Retry-After (throttling), or while the
+// connector's circuit breaker is open (an outage), is sent again once the
+// target may be called, without spending the records' attempts. Other
+// failures are returned for the records to be retried or dead-lettered. A
+// stopping sync stops holding and returns the last failure.
+func (s *Sync) send(ctx context.Context, req connectors.WriteRequest) (connectors.WriteResponse, error) {
+	for held := 0; ; held++ {
+		if held > 0 {
+			select {
+			case <-s.stop:
+				return connectors.WriteResponse{}, connectors.E("pipeline.write", connectors.Transient, errors.New("held write abandoned: the sync stops"))
+			default:
+			}
+		}
+		s.waitForTarget(ctx)
+		var done func(ok bool)
+		if b := s.cfg.Breaker; b != nil {
+			var err error
+			if done, err = b.acquire(ctx, s.stop); err != nil {
+				return connectors.WriteResponse{}, connectors.E("pipeline.write", connectors.Transient,
+					fmt.Errorf("held while connector %s's circuit breaker is open: %w", s.cfg.System, err))
+			}
+		}
+		t0 := time.Now()
+		resp, err := s.writer.Write(ctx, req)
+		s.metrics.writeSeconds.WithLabelValues(s.cfg.Name).Observe(time.Since(t0).Seconds())
+		s.metrics.calls.WithLabelValues(s.cfg.Name).Add(float64(max(resp.Calls, 1)))
+		s.nCalls.Add(int64(max(resp.Calls, 1)))
+		if err == nil && len(resp.Results) != len(req.Records) {
+			err = connectors.E("pipeline.write", connectors.Transient,
+				fmt.Errorf("connector answered %d results for %d records", len(resp.Results), len(req.Records)))
+		}
+		wait := connectors.RetryAfterOf(err)
+		// An outage: the call failed as a whole, for a reason that passes.
+		// A throttled call (Retry-After) shows the target is up.
+		outage := err != nil && connectors.KindOf(err) != connectors.Permanent && wait <= 0
+		if done != nil {
+			done(!outage)
+		}
+		if err == nil || connectors.KindOf(err) == connectors.Permanent {
+			return resp, err
+		}
+		s.pauseFor(wait)
+		if wait <= 0 && (s.cfg.Breaker == nil || !s.cfg.Breaker.open()) {
+			return resp, err
+		}
+		s.metrics.held.WithLabelValues(s.cfg.Name).Inc()
+		s.logger.Debug("write held until the target can take it", "records", len(req.Records), "retry_after", wait, "err", err)
+	}
+}
+
 // pauseFor holds further writes to the target for d (a Retry-After).
 func (s *Sync) pauseFor(d time.Duration) {
 	if d <= 0 {
@@ -767,7 +872,7 @@ func (s *Sync) waitForTarget(ctx context.Context) {
 	wait := time.Until(s.pauseUntil)
 	s.mu.Unlock()
 	if wait > 0 {
-		s.logger.Info("target asked to wait", "wait", wait.Round(time.Millisecond))
+		s.logger.Debug("target asked to wait", "wait", wait.Round(time.Millisecond))
 		select {
 		case <-time.After(wait):
 		case <-s.stop:
@@ -790,6 +895,8 @@ func (s *Sync) answer(batch []*pending, answers map[*pending]error, copies map[*
 		}
 		if err != nil {
 			retries++
+		} else if !p.force {
+			s.countOutcome(p.outcome)
 		}
 		p.result <- err
 	}
@@ -800,7 +907,7 @@ func (s *Sync) answer(batch []*pending, answers map[*pending]error, copies map[*
 }
 
 func (s *Sync) skipped(p *pending, reason string) store.Result {
-	return store.Result{Item: itemOf(p.ev), Outcome: store.Skipped, Reason: reason}
+	return store.Result{Item: s.itemOf(p.ev), Outcome: store.Skipped, Reason: reason}
 }
 
 // reasonOf is a result's message, prefixed by its code unless it already is.
@@ -812,7 +919,7 @@ func reasonOf(r connectors.Result) string {
 }
 
 func (s *Sync) dead(p *pending, reason, code string) store.Result {
-	return store.Result{Item: itemOf(p.ev), Outcome: store.Dead, System: s.cfg.System, Object: s.cfg.Object,
+	return store.Result{Item: s.itemOf(p.ev), Outcome: store.Dead, System: s.cfg.System, Object: s.cfg.Object,
 		Reason: reason, Code: code, Attempts: p.attempt, Event: p.raw}
 }
 
@@ -843,8 +950,38 @@ func (s *Sync) logDead(results []store.Result) {
 	}
 }
 
-func itemOf(ev *event.Event) store.Item {
-	return store.Item{EventID: ev.ID, Key: ev.Subject, Version: ev.Version}
+// key is a record key as the target compares it (SyncConfig.Keys): the
+// form the guard, the batch and the cross-reference use.
+func (s *Sync) key(k string) string { return s.cfg.Keys.Fold(k) }
+
+// itemOf names an event for the guard, by its key as the target compares it.
+func (s *Sync) itemOf(ev *event.Event) store.Item {
+	return store.Item{EventID: ev.ID, Key: s.key(ev.Subject), Version: ev.Version}
+}
+
+// checkKey refuses a record whose mapped external id is not its key: the
+// guard orders versions of the key, the target matches the external id,
+// so the two must name one record.
+func (s *Sync) checkKey(fields map[string]any, key string) error {
+	if s.cfg.ExternalIDField == "" {
+		return nil
+	}
+	v, ok := fields[s.cfg.ExternalIDField]
+	if !ok || v == nil {
+		return nil // the target's required-field check names it
+	}
+	var got string
+	switch v := v.(type) {
+	case string:
+		got = v
+	default:
+		got = fmt.Sprint(v)
+	}
+	if s.key(got) != s.key(key) {
+		return fmt.Errorf("%w: the mapping writes %s = %q, but the event's key (its subject) is %q; map the external id from the key (data.id equals subject), so that the version guard and the target name one record",
+			errKeyMismatch, s.cfg.ExternalIDField, got, key)
+	}
+	return nil
 }
 
 // attempts are counted on the message: the retry middleware calls the
