@@ -41,8 +41,11 @@ type target struct {
 	retryFirst map[string]int
 	// keys always refused (permanent)
 	refuse map[string]string
-	// whole calls to fail with a transient error
+	// whole calls to fail with a transient error (with a Retry-After)
 	failCalls int
+	// down: every call fails as a whole with a transient error and no
+	// Retry-After (an outage)
+	down bool
 }
 
 func newTarget() *target {
@@ -56,6 +59,9 @@ func (t *target) Write(_ context.Context, req connectors.WriteRequest) (connecto
 	t.calls++
 	if len(req.Records) > t.maxBatch && t.maxBatch > 0 {
 		t.maxBatch = -1 // flagged: the sync sent more than the batch size
+	}
+	if t.down {
+		return connectors.WriteResponse{Calls: 1}, connectors.E("target.Write", connectors.Transient, errors.New("HTTP 503: the target is down"))
 	}
 	if t.failCalls > 0 {
 		t.failCalls--
@@ -121,6 +127,23 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg pipeline.SyncConfig, tgt *target) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, tgt, mapper)
+}
+
+// newHarnessWith is newHarness with another mapper.
+func newHarnessWith(t *testing.T, cfg pipeline.SyncConfig, tgt *target, mapper pipeline.Mapper) *harness {
+	t.Helper()
+	return newHarnessFull(t, cfg, tgt, mapper, nil)
+}
+
+// newHarnessMetrics is newHarness with the sync's metrics given.
+func newHarnessMetrics(t *testing.T, cfg pipeline.SyncConfig, tgt *target, m *pipeline.Metrics) *harness {
+	t.Helper()
+	return newHarnessFull(t, cfg, tgt, mapper, m)
+}
+
+func newHarnessFull(t *testing.T, cfg pipeline.SyncConfig, tgt *target, mapper pipeline.Mapper, metrics *pipeline.Metrics) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	b, err := bus.Open(ctx, bus.Config{StoreDir: filepath.Join(dir, "nats")}, nil)
@@ -146,7 +169,7 @@ func newHarness(t *testing.T, cfg pipeline.SyncConfig, tgt *target) *harness {
 	if cfg.InitialInterval == 0 {
 		cfg.InitialInterval, cfg.MaxInterval = 10*time.Millisecond, 50*time.Millisecond
 	}
-	s, err := pipeline.NewSync(cfg, mapper, tgt, st, nil, nil)
+	s, err := pipeline.NewSync(cfg, mapper, tgt, st, metrics, nil)
 	require.NoError(t, err)
 	require.NoError(t, hub.AddSync(s))
 	runCtx, cancel := context.WithCancel(ctx)

@@ -88,6 +88,10 @@ func (c *Connector) Describe(context.Context) (connectors.Description, error) {
 		Summary: "Salesforce (Loyalty Management, Sales/Service Cloud): upsert by external id, insert, update and delete through sObject Collections; describes sObjects.",
 		// Any sObject can be written; these are the ones loyaltyhub maps to.
 		MaxBatch: MaxBatch,
+		// External ids match case-insensitively (a unique external id field
+		// treats "ABC" and "abc" as one value, the default for unique text
+		// fields, and the emulator's behaviour).
+		Keys: connectors.KeysCaseInsensitive,
 		Objects: []string{
 			"Account", "Contact", "LoyaltyProgramMember", "LoyaltyMemberCurrency",
 			"LoyaltyMemberTier", "TransactionJournal", "LoyaltyLedger", "Voucher",
