@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // ---- lexer ----
@@ -25,7 +27,89 @@ const (
 type token struct {
 	kind tokKind
 	text string // identifier/punct text, or the decoded string literal
+	raw  string // a string literal as written, between its quotes
 	pos  int    // byte offset in the query
+	// likeOnly: the string literal holds \% or \_, escapes of LIKE patterns
+	likeOnly bool
+}
+
+// lexString reads the string literal that starts with the quote at q[start]:
+// its value, whether it holds escapes valid in LIKE patterns only, and the
+// position of its closing quote.
+func lexString(q string, start int) (text string, likeOnly bool, end int, err *soqlErr) {
+	var sb strings.Builder
+	for j := start + 1; j < len(q); {
+		switch q[j] {
+		case '\'':
+			return sb.String(), likeOnly, j, nil
+		case '\\':
+			r, n, like, ok := soqlEscape(q[j:])
+			if !ok {
+				if j+1 >= len(q) {
+					j = len(q)
+					continue // unterminated
+				}
+				return "", false, 0, &soqlErr{code: "MALFORMED_QUERY", pos: j, msg: fmt.Sprintf(
+					"line 1:%d Invalid string literal '%s'. Illegal character sequence '%s' in string literal.", j, q[start+1:min(j+n, len(q))], q[j:min(j+n, len(q))])}
+			}
+			likeOnly = likeOnly || like
+			sb.WriteRune(r)
+			j += n
+		default:
+			r, n := utf8.DecodeRuneInString(q[j:])
+			sb.WriteRune(r) // an invalid byte is U+FFFD, as Salesforce decodes the query
+			j += n
+		}
+	}
+	return "", false, 0, &soqlErr{code: "MALFORMED_QUERY", pos: start, msg: "line 1:" + strconv.Itoa(start) + " mismatched character '<EOF>' expecting '''"}
+}
+
+// soqlEscape decodes the escape sequence at the start of s (a backslash,
+// then n, r, t, b, f in either case, a quote, a double quote, a backslash,
+// uXXXX, or, in LIKE patterns, % or _): the character, the bytes it takes,
+// whether it is one of LIKE's, and false when s starts with no valid escape
+// (then n is the bytes of the bad sequence).
+func soqlEscape(s string) (r rune, n int, like, ok bool) {
+	if len(s) < 2 || s[0] != '\\' {
+		return 0, len(s), false, false
+	}
+	switch s[1] {
+	case 'n', 'N':
+		return '\n', 2, false, true
+	case 'r', 'R':
+		return '\r', 2, false, true
+	case 't', 'T':
+		return '\t', 2, false, true
+	case 'b', 'B':
+		return '\b', 2, false, true
+	case 'f', 'F':
+		return '\f', 2, false, true
+	case '\'', '"', '\\':
+		return rune(s[1]), 2, false, true
+	case '%', '_':
+		return rune(s[1]), 2, true, true
+	case 'u', 'U':
+		if len(s) >= 6 {
+			if v, err := strconv.ParseUint(s[2:6], 16, 16); err == nil {
+				r := rune(v)
+				// a UTF-16 surrogate pair, as Java strings hold characters beyond U+FFFF
+				if utf16.IsSurrogate(r) {
+					if len(s) >= 12 && s[6] == '\\' && (s[7] == 'u' || s[7] == 'U') {
+						if lo, err := strconv.ParseUint(s[8:12], 16, 16); err == nil {
+							if pair := utf16.DecodeRune(r, rune(lo)); pair != utf8.RuneError {
+								return pair, 12, false, true
+							}
+						}
+					}
+					return utf8.RuneError, 6, false, true // a lone half
+				}
+				return r, 6, false, true
+			}
+		}
+		return 0, min(6, len(s)), false, false
+	}
+	_, size := utf8.DecodeRuneInString(s[1:])
+	return 0, 1 + size, false, false
 }
 
 var dateLitRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2}))?`)
@@ -39,39 +123,12 @@ func lex(q string) ([]token, *soqlErr) {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
 		case c == '\'':
-			var sb strings.Builder
-			j := i + 1
-			closed := false
-			for j < len(q) {
-				if q[j] == '\\' && j+1 < len(q) {
-					switch q[j+1] {
-					case 'n':
-						sb.WriteByte('\n')
-					case 't':
-						sb.WriteByte('\t')
-					case 'r':
-						sb.WriteByte('\r')
-					case '%', '_':
-						sb.WriteByte('\\') // kept for LIKE
-						sb.WriteByte(q[j+1])
-					default:
-						sb.WriteByte(q[j+1])
-					}
-					j += 2
-					continue
-				}
-				if q[j] == '\'' {
-					closed = true
-					break
-				}
-				sb.WriteByte(q[j])
-				j++
+			text, likeOnly, end, err := lexString(q, i)
+			if err != nil {
+				return nil, err
 			}
-			if !closed {
-				return nil, &soqlErr{code: "MALFORMED_QUERY", pos: i, msg: "line 1:" + strconv.Itoa(i) + " mismatched character '<EOF>' expecting '''"}
-			}
-			toks = append(toks, token{kind: tkString, text: sb.String(), pos: i})
-			i = j + 1
+			toks = append(toks, token{kind: tkString, text: text, raw: q[i+1 : end], likeOnly: likeOnly, pos: i})
+			i = end + 1
 		case c >= '0' && c <= '9' || ((c == '-' || c == '+') && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9'):
 			if m := dateLitRe.FindString(q[i:]); m != "" && c != '-' && c != '+' {
 				kind := tkDate
@@ -149,10 +206,11 @@ type orCond []cond
 type notCond struct{ c cond }
 type groupCond struct{ c cond } // a parenthesized condition
 type cmpCond struct {
-	path fieldPath
-	op   string // = != < <= > >= like
-	val  any
-	like *regexp.Regexp
+	path    fieldPath
+	op      string // = != < <= > >= like
+	val     any
+	like    *regexp.Regexp
+	pattern string // of a LIKE, as written between its quotes
 }
 type inCond struct {
 	path fieldPath
@@ -581,7 +639,7 @@ func (p *parser) parseCmp() (cond, *soqlErr) {
 			return nil, &soqlErr{code: "INVALID_FIELD", pos: t.pos, msg: fmt.Sprintf("invalid operator on %s field: LIKE applies to text fields only", fp.leaf.Type)}
 		}
 		p.next()
-		return cmpCond{path: fp, op: "like", like: likeRegexp(lt.text)}, nil
+		return cmpCond{path: fp, op: "like", like: likeRegexp(lt.raw), pattern: lt.raw}, nil
 	}
 	op := p.peek()
 	if op.kind != tkPunct || op.text == "(" || op.text == ")" || op.text == "," {
@@ -602,22 +660,28 @@ func (p *parser) parseCmp() (cond, *soqlErr) {
 	return cmpCond{path: fp, op: o, val: v}, nil
 }
 
-func likeRegexp(pattern string) *regexp.Regexp {
+// likeRegexp compiles a LIKE pattern, as written between its quotes (the
+// lexer checked its escapes): % is any text, _ any one character, an escaped
+// character (\%, \_, \\, \n, ...) itself. LIKE ignores case.
+func likeRegexp(raw string) *regexp.Regexp {
 	var sb strings.Builder
 	sb.WriteString("(?is)^")
-	for i := 0; i < len(pattern); i++ {
-		c := pattern[i]
-		switch {
-		case c == '\\' && i+1 < len(pattern):
-			i++
-			sb.WriteString(regexp.QuoteMeta(string(pattern[i])))
-		case c == '%':
+	for i := 0; i < len(raw); {
+		r, n := utf8.DecodeRuneInString(raw[i:])
+		switch r {
+		case '\\':
+			if e, en, _, ok := soqlEscape(raw[i:]); ok {
+				r, n = e, en
+			}
+			sb.WriteString(regexp.QuoteMeta(string(r)))
+		case '%':
 			sb.WriteString(".*")
-		case c == '_':
+		case '_':
 			sb.WriteString(".")
 		default:
-			sb.WriteString(regexp.QuoteMeta(string(c)))
+			sb.WriteString(regexp.QuoteMeta(string(r)))
 		}
+		i += n
 	}
 	sb.WriteString("$")
 	return regexp.MustCompile(sb.String())
@@ -637,6 +701,10 @@ func (p *parser) literal(fp fieldPath) (any, *soqlErr) {
 	}
 	if t.kind == tkIdent && strings.EqualFold(t.text, "null") {
 		return nil, nil
+	}
+	if t.kind == tkString && t.likeOnly {
+		return nil, &soqlErr{code: "MALFORMED_QUERY", pos: t.pos, msg: fmt.Sprintf(
+			"line 1:%d Invalid string literal '%s'. Illegal character sequence: \\%% and \\_ escape LIKE patterns only", t.pos, t.raw)}
 	}
 	switch {
 	case f.Type == tID || f.Type == tReference:
@@ -672,6 +740,9 @@ func (p *parser) literal(fp fieldPath) (any, *soqlErr) {
 		return strings.EqualFold(t.text, "true"), nil
 	case f.Type == tDate:
 		if t.kind != tkDate {
+			return nil, mismatch("date", false)
+		}
+		if _, err := time.Parse(dateLayout, t.text); err != nil {
 			return nil, mismatch("date", false)
 		}
 		return t.text, nil

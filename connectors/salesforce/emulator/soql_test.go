@@ -239,3 +239,57 @@ func TestQueryPaging(t *testing.T) {
 	require.Len(t, pg.Records, 1)
 	assert.Equal(t, id, pg.Records[0]["Id"])
 }
+
+// String literals decode SOQL's escape sequences (\n, \r, \t, \b, \f in
+// either case, \', \", \\, \uXXXX); \% and \_ escape LIKE patterns only;
+// any other backslash is an error. LIKE compares characters, not bytes.
+func TestSOQLStringEscapes(t *testing.T) {
+	srv, base := start(t, nil)
+	tok := token(t, base)
+	for _, name := range []string{"back\\slash", "backslash", "bs\bff\f", "café", "50%", "50x", "a_b", "axb", "it's \"q\"", "tab\tnl\ncr\r", "😀"} {
+		_, err := srv.Insert("Contact", map[string]any{"LastName": name})
+		require.NoError(t, err)
+	}
+	tests := []struct {
+		soql string
+		want []string
+	}{
+		{`SELECT LastName FROM Contact WHERE LastName = 'back\\slash'`, []string{"back\\slash"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'back\\slash'`, []string{"back\\slash"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'back\\%'`, []string{"back\\slash"}},
+		{`SELECT LastName FROM Contact WHERE LastName = 'bs\bff\F'`, []string{"bs\bff\f"}},
+		{`SELECT LastName FROM Contact WHERE LastName = 'caf\u00e9'`, []string{"café"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'CAF_'`, []string{"café"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'caf\u00E9%'`, []string{"café"}},
+		{`SELECT LastName FROM Contact WHERE LastName = '\uD83D\uDE00'`, []string{"😀"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE '50\%'`, []string{"50%"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'a\_b'`, []string{"a_b"}},
+		{`SELECT LastName FROM Contact WHERE LastName LIKE 'a_b' ORDER BY LastName`, []string{"a_b", "axb"}},
+		{`SELECT LastName FROM Contact WHERE LastName = 'it\'s \"q\"'`, []string{"it's \"q\""}},
+		{`SELECT LastName FROM Contact WHERE LastName = 'tab\tnl\Ncr\r'`, []string{"tab\tnl\ncr\r"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.soql, func(t *testing.T) {
+			r, p := query(t, base, tok, tt.soql)
+			require.Equal(t, 200, r.status, string(r.body))
+			got := []string{}
+			for _, rec := range p.Records {
+				got = append(got, rec["LastName"].(string))
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	for _, tt := range []struct{ soql, code, msg string }{
+		{`SELECT Id FROM Contact WHERE LastName = 'a\qb'`, "MALFORMED_QUERY", `Illegal character sequence '\q'`},
+		{`SELECT Id FROM Contact WHERE LastName = '50\%'`, "MALFORMED_QUERY", "LIKE patterns only"},
+		{`SELECT Id FROM Contact WHERE LastName = 'x\u12'`, "MALFORMED_QUERY", "Illegal character sequence"},
+		{`SELECT Id FROM LoyaltyProgramMember WHERE EnrollmentDate = 2025-02-30`, "INVALID_QUERY_FILTER_OPERATOR", "must be of type date"},
+	} {
+		t.Run(tt.soql, func(t *testing.T) {
+			r, _ := query(t, base, tok, tt.soql)
+			require.Equal(t, 400, r.status, string(r.body))
+			assert.Equal(t, tt.code, r.errs(t)[0]["errorCode"])
+			assert.Contains(t, r.errs(t)[0]["message"], tt.msg)
+		})
+	}
+}
