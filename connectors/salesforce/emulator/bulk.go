@@ -10,6 +10,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -929,6 +930,7 @@ func parseUploads(uploads [][]byte, lineEnding string, comma rune) (cols []strin
 		}
 		pos := make([]int, len(header))
 		seen := map[string]bool{}
+		normalizeBreaks(header)
 		for i, h := range header {
 			k := strings.ToLower(h)
 			if h == "" {
@@ -963,6 +965,7 @@ func parseUploads(uploads [][]byte, lineEnding string, comma rune) (cols []strin
 					" values but the header has " + strconv.Itoa(len(header)) + " columns"
 			}
 			row := make([]string, len(cols))
+			normalizeBreaks(rec)
 			for i, v := range rec {
 				row[pos[i]] = v
 			}
@@ -971,6 +974,20 @@ func parseUploads(uploads [][]byte, lineEnding string, comma rune) (cols []strin
 	}
 	return cols, rows, ""
 }
+
+// normalizeBreaks stores every line break inside a value as LF: CRs before
+// a LF are dropped. encoding/csv drops one CR before the LF of each line it
+// reads, so "\r\r\n" would read as "\r\n" here and, in the results written
+// back, as "\n" to the client, which could then not find its row.
+func normalizeBreaks(cells []string) {
+	for i, c := range cells {
+		if strings.Contains(c, "\r\n") {
+			cells[i] = crlfRE.ReplaceAllString(c, "\n")
+		}
+	}
+}
+
+var crlfRE = regexp.MustCompile(`\r+\n`)
 
 // lineEndingOK reports whether every line break outside quoted values is the job's
 // line ending: "\n" for LF, "\r\n" for CRLF.
