@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,8 +302,18 @@ func csvCell(v any) (string, bool) {
 	return "", false
 }
 
-// rowKey identifies a row by its cells.
-func rowKey(row []string) string { return strings.Join(row, "\x1f") }
+// rowKey identifies a row by its cells, a line break in a cell as LF: a CSV
+// reader (ours, encoding/csv, reading the results) drops the CR of a CRLF,
+// so the results may not hold the cells exactly as uploaded.
+func rowKey(row []string) string {
+	key := strings.Join(row, "\x1f")
+	if strings.Contains(key, "\r\n") {
+		key = crlfRE.ReplaceAllString(key, "\n")
+	}
+	return key
+}
+
+var crlfRE = regexp.MustCompile(`\r+\n`)
 
 // waitJob reads the job's state until it is over, waiting longer between
 // reads, up to Config.BulkTimeout.

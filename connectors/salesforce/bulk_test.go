@@ -142,3 +142,21 @@ func TestBulkConfigErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.want)
 	}
 }
+
+// A value with a line break in it (CRLF, as a form posts it) is read back
+// from the job's results as LF: the results still match their records.
+func TestBulkValuesWithLineBreaksMatchTheirResults(t *testing.T) {
+	srv := startEmulator(t, nil)
+	c, _ := connect(t, srv, map[string]any{"bulk_threshold": 3})
+	recs := []connectors.Record{contact("B-1"), contact("B-2"), contact("B-3"), contact("B-4")}
+	recs[0].Fields["Description"] = "12 rue de Rivoli\r\n75001 Paris"
+	recs[1].Fields["Description"] = "two\r\r\nbreaks\n"
+	recs[2].Fields["Description"] = "lone\rcr"
+	resp := write(t, c, connectors.WriteRequest{Object: "Contact", Operation: connectors.Upsert, ExternalIDField: memberExt, Records: recs})
+	for i := range recs {
+		wantApplied(t, resp, i)
+	}
+	require.Len(t, srv.BulkJobs(), 1)
+	got, _ := srv.Get("Contact", resp.Results[0].TargetID)
+	assert.Equal(t, "12 rue de Rivoli\n75001 Paris", got["Description"])
+}
