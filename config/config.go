@@ -98,10 +98,24 @@ type HTTP struct {
 	// ShutdownTimeout is how long a graceful shutdown waits for requests
 	// in flight. Default 30s; range 1s to 1h.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" min:"1s" max:"1h" desc:"How long a graceful shutdown waits for requests in flight."`
-	// AdminToken is the bearer token of the admin API (/v1/syncs,
-	// /v1/dead-letters). When unset, the admin API answers only requests
-	// from the loopback interface. Default unset.
-	AdminToken Secret `yaml:"admin_token" desc:"Bearer token of the admin API; unset: loopback requests only."`
+	// AdminToken is a bearer token of the admin API (/v1/syncs,
+	// /v1/dead-letters, ...) with the operator role, named "admin" in the
+	// audit log; AdminTokens declares more, with roles. With neither, the
+	// admin API answers only requests from the loopback interface (as an
+	// operator). Default unset.
+	AdminToken Secret `yaml:"admin_token" desc:"Bearer token of the admin API, role operator, named admin; unset (and no admin_tokens): loopback requests only."`
+	// AdminTokens are named bearer tokens of the admin API, each with a
+	// role: read (the GET endpoints only, with RedactFields hidden in the
+	// events they show) or operator (everything). Once any token is set,
+	// every admin request needs one, loopback included. Default: none.
+	AdminTokens []AdminToken `yaml:"admin_tokens" desc:"Named bearer tokens of the admin API, each with a role: read (GET endpoints only, events redacted) or operator (everything)."`
+	// RedactFields are the paths, inside an event's data, whose values the
+	// read role sees as "[redacted]" in dead letters and latest events:
+	// field names joined by dots, applied at every index of the arrays on
+	// the way (contacts.email). Default DefaultRedactFields (email,
+	// first_name, last_name, phone, birth_date, address); [] redacts
+	// nothing.
+	RedactFields []string `yaml:"redact_fields" desc:"Paths inside events' data shown as [redacted] to read-role admin tokens (default email, first_name, last_name, phone, birth_date, address; [] for none)."`
 }
 
 // Bus sets the durable bus.

@@ -54,6 +54,13 @@ func (c *Config) Redacted() *Config {
 	r := *c
 	r.Bus.URL = redactURLs(c.Bus.URL)
 	r.Store.DSN = redactDSN(c.Store.DSN)
+	if r.HTTP.AdminToken != "" {
+		r.HTTP.AdminToken = Redaction
+	}
+	r.HTTP.AdminTokens = append([]AdminToken(nil), c.HTTP.AdminTokens...)
+	for i := range r.HTTP.AdminTokens {
+		r.HTTP.AdminTokens[i].Token = Redaction
+	}
 	r.Sources = make(map[string]*Source, len(c.Sources))
 	for k, s := range c.Sources {
 		cp := *s

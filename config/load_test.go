@@ -30,12 +30,12 @@ var loadCases = []loadCase{
 	},
 	{name: "unknown nested key suggests the closest", yaml: "http:\n  lisen: 127.0.0.1:9000\n" + base,
 		want: []string{
-			`hub.yaml:2:3: http.lisen: unknown key "lisen"; did you mean "listen"? valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token`,
+			`hub.yaml:2:3: http.lisen: unknown key "lisen"; did you mean "listen"? valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields`,
 		},
 	},
 	{name: "unknown key far from all lists the valid keys", yaml: "http:\n  port: 9000\n" + base,
 		want: []string{
-			`hub.yaml:2:3: http.port: unknown key "port"; valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token`,
+			`hub.yaml:2:3: http.port: unknown key "port"; valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields`,
 		},
 	},
 	{name: "duplicate key", yaml: "log: {level: info}\nlog: {level: debug}\n" + base,
@@ -103,7 +103,7 @@ var loadCases = []loadCase{
 	},
 	{name: "section of the wrong kind", yaml: "http: [a, b]\n" + base,
 		want: []string{
-			`hub.yaml:1:7: http: must be a mapping with the keys listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, not a sequence`,
+			`hub.yaml:1:7: http: must be a mapping with the keys listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields, not a sequence`,
 		},
 	},
 	{name: "invalid names", yaml: `sources:

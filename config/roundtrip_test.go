@@ -41,7 +41,8 @@ func TestFullConfig(t *testing.T) {
 	wantTop := config.Config{
 		DataDir:  cfg.DataDir,
 		Log:      config.Log{Level: "info", Format: "text"},
-		HTTP:     config.HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxBatchEvents: 1000, ShutdownTimeout: 30 * time.Second},
+		HTTP: config.HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxBatchEvents: 1000, ShutdownTimeout: 30 * time.Second,
+			AdminToken: "legacy-admin-token", AdminTokens: cfg.HTTP.AdminTokens, RedactFields: cfg.HTTP.RedactFields},
 		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second, MaxAge: 168 * time.Hour},
 		Store:    config.Store{Driver: "sqlite", DSN: cfg.Store.DSN},
 		Progress: config.Progress{Interval: 5 * time.Second},
@@ -53,13 +54,13 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("top-level settings:\n got %+v\nwant %+v", got, wantTop)
 	}
 
-	if s := cfg.Sources["ledger"]; s.Name != "ledger" || s.Secret.Value() != "whsec-full" || s.Pos.String() != filepath.Join(td, "full.yaml")+":22:3" {
+	if s := cfg.Sources["ledger"]; s.Name != "ledger" || s.Secret.Value() != "whsec-full" || s.Pos.String() != filepath.Join(td, "full.yaml")+":27:3" {
 		t.Errorf("source ledger: %+v at %s", s, s.Pos)
 	}
 	if s := cfg.Sources["cdp"]; s.Secret != "" {
 		t.Errorf("source cdp has a secret")
 	}
-	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != 26 {
+	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != 31 {
 		t.Errorf("connector crm: %v at %s", c, c.Pos)
 	}
 
@@ -70,13 +71,13 @@ func TestFullConfig(t *testing.T) {
 		Mapping: config.MappingRef{
 			File:       filepath.Join(td, "mappings", "member-to-lpm.yaml"),
 			SourceFile: filepath.Join(td, "full.yaml"),
-			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: 42, Column: 14},
+			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: 47, Column: 14},
 		},
 		Batch:     config.Batch{Size: 200, Window: 200 * time.Millisecond},
 		Retry:     config.Retry{MaxAttempts: 10, InitialInterval: 500 * time.Millisecond, MaxInterval: time.Minute, Multiplier: 2},
 		RateLimit: 0,
 		Inflight:  400, // 0 in the file: 2 × batch.size
-		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: 36, Column: 3},
+		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: 41, Column: 3},
 	}
 	if !reflect.DeepEqual(*m, wantM) {
 		t.Errorf("sync members-to-crm:\n got %+v\nwant %+v", *m, wantM)
@@ -86,7 +87,7 @@ func TestFullConfig(t *testing.T) {
 		tx.RateLimit != 2.5 || tx.Inflight != 300 || tx.Retry.MaxAttempts != 10 {
 		t.Errorf("sync transactions-to-crm: %+v", *tx)
 	}
-	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != 53 {
+	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != 58 {
 		t.Errorf("inline mapping: %+v", tx.Mapping)
 	}
 	if names := syncNames(cfg.SyncList()); names != "members-to-crm,transactions-to-crm" {

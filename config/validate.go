@@ -35,6 +35,7 @@ func (l *loader) validate(c *Config) {
 		c.DataDir = l.resolve(c.DataDir)
 	}
 	l.checkListen(c.HTTP.Listen)
+	l.checkAdmin(&c.HTTP)
 	l.checkBus(&c.Bus)
 	l.checkStore(c)
 
