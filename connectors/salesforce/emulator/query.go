@@ -219,7 +219,8 @@ func (s *Server) setPath(base string, out *ordered, r *record, fp fieldPath, dep
 }
 
 // compareValues orders two non-nil stored values of field f; text compares
-// case-insensitively, as SOQL does.
+// case-insensitively, as SOQL does: equal when foldKey says so, as external
+// ids match, else in lower-case order.
 func compareValues(f *fieldDef, a, b any) int {
 	switch x := a.(type) {
 	case string:
@@ -227,7 +228,13 @@ func compareValues(f *fieldDef, a, b any) int {
 		if f.Type == tID || f.Type == tReference {
 			return strings.Compare(x, y)
 		}
-		return strings.Compare(strings.ToLower(x), strings.ToLower(y))
+		if foldKey(x) == foldKey(y) {
+			return 0
+		}
+		if c := strings.Compare(strings.ToLower(x), strings.ToLower(y)); c != 0 {
+			return c
+		}
+		return strings.Compare(x, y)
 	case float64:
 		y, _ := b.(float64)
 		switch {

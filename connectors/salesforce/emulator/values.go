@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors"
 )
 
 // sfError is one Salesforce error: top-level it is written with "errorCode", inside a
@@ -266,6 +268,13 @@ func truncate(s string, n int) string {
 	return string(r[:n]) + "..."
 }
 
+// foldKey is the form of a text value under which values Salesforce takes as
+// one are identical: external ids, unique fields and SOQL's = and IN ignore
+// case. It is the hub's own fold (connectors.KeysCaseInsensitive.Fold): two
+// values are one exactly when strings.EqualFold says so (for valid UTF-8),
+// so the hub's version guard and the emulator agree on what one key is.
+func foldKey(s string) string { return connectors.KeysCaseInsensitive.Fold(s) }
+
 // indexKey is the normalized form of a value in the unique/external-id index.
 func (f *fieldDef) indexKey(v any) string {
 	switch x := v.(type) {
@@ -280,7 +289,7 @@ func (f *fieldDef) indexKey(v any) string {
 		if f.CaseSensitive {
 			return x
 		}
-		return strings.ToLower(x)
+		return foldKey(x)
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64)
 	case bool:
