@@ -206,7 +206,13 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 			continue
 		}
 		if keyCol != "" {
-			k := strings.ToLower(m[keyCol])
+			k := m[keyCol] // as layers keys a record
+			switch {
+			case req.Operation == connectors.Upsert:
+				k = foldKey(k)
+			case len(k) == 18: // an Id: its 15-character form, case-sensitive
+				k = k[:15]
+			}
 			if seen[k] {
 				continue // written after the job
 			}

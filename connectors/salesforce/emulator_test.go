@@ -816,3 +816,27 @@ func TestEmulatorUpsertDropsCreateOnlyFieldsOnUpdate(t *testing.T) {
 		t.Errorf("upsert with known target ids took %d calls, want 1", third.Calls)
 	}
 }
+
+// Keys that Salesforce takes as one (compared as the hub folds keys,
+// connectors.KeysCaseInsensitive.Fold) never share a call, in either write
+// path: the later one is written after the earlier one, not refused.
+func TestEmulatorKeysFoldedAsOneWaitForTheNextCall(t *testing.T) {
+	for _, threshold := range []int{-1, 2} {
+		t.Run(fmt.Sprintf("bulk_threshold=%d", threshold), func(t *testing.T) {
+			srv := startEmulator(t, nil)
+			c, _ := connect(t, srv, map[string]any{"bulk_threshold": threshold})
+			older, newer := member("ς-1", 10, "Bronze"), member("Σ-1", 20, "Silver") // final and capital sigma
+			delete(newer.Fields, "ProgramId")
+			resp := write(t, c, connectors.WriteRequest{Object: memberObj, Operation: connectors.Upsert, ExternalIDField: memberExt,
+				Records: []connectors.Record{older, member("K-2", 5, "Gold"), newer}})
+			id := wantApplied(t, resp, 0)
+			wantApplied(t, resp, 1)
+			if id2 := wantApplied(t, resp, 2); id2 != id {
+				t.Errorf("one key gave ids %s and %s", id, id2)
+			}
+			if got, _ := srv.Get(memberObj, id); got["Points_Balance__c"] != 20.0 {
+				t.Errorf("member after two versions in one batch: %v, want the later one", got)
+			}
+		})
+	}
+}

@@ -149,9 +149,9 @@ type batchWriter struct {
 
 // layers splits records [start, end) into calls in which no key repeats:
 // the first occurrence of each key goes in the first call, the second in the
-// second, and so on. The key is the external id value for upserts (compared
-// case-insensitively, as Salesforce compares text external ids) and the
-// TargetID for updates; inserts have none.
+// second, and so on. The key is the external id value for upserts (folded
+// with foldKey, as Salesforce compares text external ids) and the TargetID
+// for updates; inserts have none.
 func (w *batchWriter) layers(start, end int) [][]int {
 	var out [][]int
 	seen := map[string]int{}
@@ -164,7 +164,7 @@ func (w *batchWriter) layers(start, end int) [][]int {
 			if v, ok := rec.Fields[w.req.ExternalIDField]; ok && v != nil && v != "" {
 				key = soqlValueString(v)
 			}
-			key = strings.ToLower(key)
+			key = foldKey(key)
 		case connectors.Update:
 			key = rec.TargetID
 			if len(key) == 18 {
@@ -551,12 +551,18 @@ func matchKey(found map[string][]string, key string) []string {
 	}
 	var ids []string
 	for k, v := range found {
-		if strings.EqualFold(k, key) {
+		if foldKey(k) == foldKey(key) {
 			ids = append(ids, v...)
 		}
 	}
 	return ids
 }
+
+// foldKey is the form of an external id value under which the values
+// Salesforce takes as one record's are identical: the hub's fold for the
+// connector's Description.Keys, connectors.KeysCaseInsensitive (as
+// strings.EqualFold compares).
+func foldKey(key string) string { return connectors.KeysCaseInsensitive.Fold(key) }
 
 // soqlQuote renders s as a SOQL string literal.
 func soqlQuote(s string) string {
