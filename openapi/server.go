@@ -202,12 +202,16 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 		"getReady":   s.getReady,
 		"getMetrics": s.getMetrics,
 
-		"listSyncs":        s.listSyncs,
-		"listDeadLetters":  s.listDeadLetters,
-		"replayDeadLetter": s.replayDeadLetter,
-		"getLatestEvent":   s.getLatestEvent,
-		"startBackfill":    s.startBackfill,
-		"getBackfill":      s.getBackfill,
+		"listSyncs":            s.listSyncs,
+		"listDeadLetters":      s.listDeadLetters,
+		"summarizeDeadLetters": s.summarizeDeadLetters,
+		"discardDeadLetters":   s.discardDeadLetters,
+		"replayDeadLetter":     s.replayDeadLetter,
+		"resetKey":             s.resetKey,
+		"listAudit":            s.listAudit,
+		"getLatestEvent":       s.getLatestEvent,
+		"startBackfill":        s.startBackfill,
+		"getBackfill":          s.getBackfill,
 	}
 	// hub.yaml and the handlers must name the same operations.
 	for path, item := range doc.Paths.Map() {

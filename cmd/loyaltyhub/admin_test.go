@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,4 +233,127 @@ func TestLatestEventOfASegmentMember(t *testing.T) {
 	_, _, err = latestEventFor(ctx, b, s, "VIP")
 	require.ErrorIs(t, err, openapi.ErrNotFound)
 	assert.Contains(t, err.Error(), "a segment sync's keys are SEGMENT:MEMBER")
+}
+
+// TestDLQOperatorsAndReadersThroughTheCLI runs the dlq, keys and audit
+// commands against a hub with two admin tokens: a read one lists (with
+// emails redacted), sums up and reads the audit log but may not discard or
+// reset; an operator one discards the superseded dead letter and resets a
+// key, both audited.
+func TestDLQOperatorsAndReadersThroughTheCLI(t *testing.T) {
+	const (
+		opsToken    = "ops-token-0123456789abcdef"
+		viewerToken = "viewer-token-0123456789abcdef"
+	)
+	o := startOrg(t)
+	legacy, err := o.Insert(lpm, map[string]any{"MembershipNumber": "M-000001", "ProgramId": sfemu.DefaultProgramID,
+		"EnrollmentDate": "2020-01-01", extID: "LEGACY-1"})
+	require.NoError(t, err)
+	h := newHub(t, o, hubSetup{})
+	cfg, err := os.ReadFile(h.cfgPath)
+	require.NoError(t, err)
+	withTokens := strings.Replace(string(cfg), fmt.Sprintf("http: {listen: %q}\n", h.addr), fmt.Sprintf(`http:
+  listen: %q
+  admin_tokens:
+    - {name: ops-alice, role: operator, token: %s}
+    - {name: viewer, role: read, token: %s}
+`, h.addr, opsToken, viewerToken), 1)
+	require.NotEqual(t, string(cfg), withTokens)
+	require.NoError(t, os.WriteFile(h.cfgPath, []byte(withTokens), 0o600))
+	h.start()
+	hubURL := "http://" + h.addr
+	as := func(token string, args ...string) (string, error) {
+		t.Helper()
+		return runCLI(t, append(args, "--hub", hubURL, "--token", token)...)
+	}
+
+	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 5, Events: 5, Seed: 5})
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), plan.Deliveries, nil))
+	var out string
+	require.Eventually(t, func() bool {
+		out, err = as(viewerToken, "syncs")
+		return err == nil && strings.Contains(out, "ledger.member  crm.LoyaltyProgramMember  4        0        1")
+	}, 30*time.Second, 100*time.Millisecond, "syncs output:\n%s", out)
+
+	_, err = runCLI(t, "dlq", "list", "--hub", hubURL)
+	require.ErrorContains(t, err, "401", "a token is needed")
+	_, err = as("viewer-token", "dlq", "list")
+	require.ErrorContains(t, err, "401", "a prefix of a token is no token")
+
+	// The reader filters, and sees the member's email redacted.
+	out, err = as(viewerToken, "dlq", "list", "--code", "DUPLICATE_VALUE", "--since", "1h", "--json")
+	require.NoError(t, err, out)
+	var dls []deadLetter
+	require.NoError(t, json.Unmarshal([]byte(out), &dls), out)
+	require.Len(t, dls, 1)
+	assert.Equal(t, "M-000001", dls[0].Key)
+	assert.False(t, dls[0].Superseded)
+	assert.Contains(t, string(dls[0].Event), `"email": "[redacted]"`)
+	assert.Contains(t, string(dls[0].Event), `"first_name": "[redacted]"`)
+	assert.NotContains(t, string(dls[0].Event), plan.Newest["M-000001"].Email)
+	out, err = as(viewerToken, "dlq", "list", "--code", "INVALID_FIELD")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 dead letter(s)")
+	out, err = as(opsToken, "dlq", "list", "--key", "M-000001", "--json")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, plan.Newest["M-000001"].Email, "the operator sees the event whole")
+
+	out, err = as(viewerToken, "dlq", "summary")
+	require.NoError(t, err, out)
+	assert.Regexp(t, `members-to-crm\s+DUPLICATE_VALUE\s+1\s+0\s`, out)
+	assert.Contains(t, out, "1 dead letter(s), 0 superseded")
+
+	// The reader may change nothing.
+	for _, args := range [][]string{
+		{"dlq", "discard", strconv.FormatInt(dls[0].ID, 10)},
+		{"dlq", "replay", strconv.FormatInt(dls[0].ID, 10)},
+		{"keys", "reset", syncLPM, "M-000001", "--reason", "x"},
+	} {
+		out, err = as(viewerToken, args...)
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, out, "needs the operator role", "%v", args)
+	}
+
+	// Fixed in the CRM, and a newer version of the member arrives: the dead
+	// letter is superseded, and the operator discards it.
+	deleteRecord(t, o, lpm, legacy)
+	var newer ledgeremu.CloudEvent
+	for _, d := range plan.Deliveries {
+		if d.Subject == "M-000001" {
+			newer = d
+		}
+	}
+	newer.ID, newer.Data.Version = "evt-newer", newer.Data.Version+10
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), []ledgeremu.CloudEvent{newer}, nil))
+	require.Eventually(t, func() bool {
+		out, err = as(viewerToken, "dlq", "list", "--superseded")
+		return err == nil && strings.Contains(out, "1 dead letter(s), 1 superseded")
+	}, 30*time.Second, 100*time.Millisecond, out)
+	out, err = as(opsToken, "dlq", "discard", "--superseded", "--sync", syncLPM, "--reason", "the CRM holds a newer version")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, fmt.Sprintf("dead letter %d discarded", dls[0].ID))
+	assert.Contains(t, out, "1 dead letter(s) discarded")
+	out, err = as(viewerToken, "dlq", "list")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 dead letter(s)")
+	out, err = as(opsToken, "dlq", "discard", "12345")
+	require.Error(t, err)
+	assert.Contains(t, out, "dead letter 12345: there is no such dead letter")
+
+	// A key reset: the guard row goes; the next event applies whatever its version.
+	_, err = as(opsToken, "keys", "reset", syncLPM, "M-000002")
+	require.ErrorContains(t, err, "--reason is required")
+	out, err = as(opsToken, "keys", "reset", syncLPM, "M-000002", "--reason", "testing the reset")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, fmt.Sprintf("it held version %d, applied", plan.Newest["M-000002"].Version))
+	out, err = as(opsToken, "keys", "reset", syncLPM, "M-000002", "--reason", "again")
+	require.Error(t, err)
+	assert.Contains(t, out, "neither a guard row nor dead letters")
+
+	out, err = as(viewerToken, "audit")
+	require.NoError(t, err, out)
+	assert.Regexp(t, `ops-alice \(operator\)\s+discard\s+members-to-crm\s+M-000001\s+`+strconv.FormatInt(dls[0].ID, 10)+`\s+v\d+ applied\s+the CRM holds a newer version`, out)
+	assert.Regexp(t, `ops-alice \(operator\)\s+reset_key\s+members-to-crm\s+M-000002\s+-\s+v\d+ applied\s+testing the reset`, out)
+	assert.Contains(t, out, "2 audit entries")
+	h.stop(syscall.SIGTERM)
 }

@@ -360,14 +360,6 @@ func (x adminAPI) Syncs(ctx context.Context) ([]openapi.SyncStatus, error) {
 	return out, nil
 }
 
-func (x adminAPI) DeadLetters(ctx context.Context, sync string, afterID int64, limit int) ([]store.DeadLetter, error) {
-	return x.a.store.DeadLetters(ctx, sync, afterID, limit)
-}
-
-func (x adminAPI) Replay(ctx context.Context, id int64) (store.DeadLetter, error) {
-	return x.a.hub.Replay(ctx, x.a.store, x.a.bus.Publisher(), id)
-}
-
 // StartBackfill starts a backfill of the sync, on this replica only if it
 // holds the sync's lease: one replica writes a sync at a time.
 func (x adminAPI) StartBackfill(ctx context.Context, name string) (pipeline.BackfillStatus, error) {

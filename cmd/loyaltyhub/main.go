@@ -37,7 +37,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), backfillCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
+	root.AddCommand(runCmd(), validateCmd(), syncsCmd(), dlqCmd(), keysCmd(), auditCmd(), backfillCmd(), emulatorCmd(), demoCmd(), connectorCmd(), pluginCmd())
 	root.AddCommand(mappingCmd())
 	return root
 }

@@ -339,3 +339,61 @@ func TestBulkJobLostMidWayIsRetryable(t *testing.T) {
 		})
 	}
 }
+
+// A record that refers to a record the target lost (a transaction journal's
+// MemberId, looked up through the cross-reference, after the org lost the
+// member) is retryable: once the member is written again, the retry maps
+// the new id. It is never permanent, in either write path.
+func TestReferenceToALostRecordIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bulk  bool
+		reset bool
+	}{
+		{"collections, member deleted", false, false},
+		{"collections, org reset", false, true},
+		{"bulk, member deleted", true, false},
+		{"bulk, org reset", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startEmulator(t, nil)
+			threshold := -1
+			if tc.bulk {
+				threshold = 3
+			}
+			c, _ := connect(t, srv, map[string]any{"bulk_threshold": threshold})
+			mreq := connectors.WriteRequest{Object: memberObj, Operation: connectors.Upsert, ExternalIDField: memberExt, Records: members("M", 3, 0)}
+			ids := appliedIDs(t, write(t, c, mreq))
+			journal := func(key, memberID string) connectors.Record {
+				return connectors.Record{Key: key, Fields: map[string]any{"ExternalTransactionNumber": key, "MemberId": memberID,
+					"LoyaltyProgramId": emulator.DefaultProgramID, "ActivityDate": "2026-03-02T08:00:00.000Z", "Status": "Processed"}}
+			}
+			treq := connectors.WriteRequest{Object: "TransactionJournal", Operation: connectors.Upsert, ExternalIDField: "ExternalTransactionNumber",
+				Records: []connectors.Record{journal("T-1", ids[0]), journal("T-2", ids[1]), journal("T-3", ids[2])}}
+			appliedIDs(t, write(t, c, treq))
+
+			if tc.reset {
+				require.NoError(t, srv.Reset())
+			} else {
+				appliedIDs(t, write(t, c, connectors.WriteRequest{Object: memberObj, Operation: connectors.Delete, Records: []connectors.Record{{Key: "M-000", TargetID: ids[0]}}}))
+			}
+			resp := write(t, c, treq)
+			r := resp.Results[0]
+			require.Equal(t, connectors.StatusRetryable, r.Status, "%+v", r)
+			assert.Contains(t, r.Message, "MemberId")
+			assert.Contains(t, r.Message, ids[0])
+			if !tc.reset {
+				wantApplied(t, resp, 1)
+				wantApplied(t, resp, 2)
+			}
+
+			// The member is written again (a new id); the retry maps it.
+			mreq.Records = withTargets(members("M", 3, 0), ids)
+			newIDs := appliedIDs(t, write(t, c, mreq))
+			for i := range treq.Records {
+				treq.Records[i].Fields["MemberId"] = newIDs[i]
+			}
+			appliedIDs(t, write(t, c, treq))
+		})
+	}
+}

@@ -96,6 +96,10 @@ func (w *batchWriter) refused(ctx context.Context, i int, errs []sfError) bool {
 		w.results[i] = r
 		return false
 	}
+	if r, ok := w.lostReference(i, errs); ok {
+		w.results[i] = r
+		return false
+	}
 	w.results[i] = recordFailure(errs)
 	return false
 }
@@ -197,6 +201,59 @@ func (w *batchWriter) lostTarget(i int, errs []sfError) (connectors.Result, bool
 		"the target record %s of %q no longer exists in %s (%s): it was deleted, or the org was refreshed, since the hub wrote it; "+
 			"mode update does not create records: use mode upsert by an external id, or write the record again through the sync that creates it (a backfill), then replay this dead letter",
 		rec.TargetID, rec.Key, w.req.Object, describeError(e.code(), e.Message, e.Fields))}, true
+}
+
+// lostReference is the Result of a record refused because a record it
+// refers to does not exist (INVALID_CROSS_REFERENCE_KEY, ENTITY_IS_DELETED
+// on a lookup field: a transaction journal's MemberId after the org lost the
+// member). Such an id comes from the cross-reference, which is right again
+// once the referenced record's own sync writes it again: the record is
+// retryable, and the retry maps it anew. (An id written in the mapping
+// itself fails the same way until the attempts run out.)
+func (w *batchWriter) lostReference(i int, errs []sfError) (connectors.Result, bool) {
+	if w.req.Operation == connectors.Delete || len(errs) != 1 {
+		return connectors.Result{}, false
+	}
+	e := errs[0]
+	if code := e.code(); code != "INVALID_CROSS_REFERENCE_KEY" && code != "ENTITY_IS_DELETED" {
+		return connectors.Result{}, false
+	}
+	rec := w.req.Records[i]
+	fields := slices.DeleteFunc(slices.Clone(errorFields(e)), func(f string) bool { return strings.EqualFold(f, "Id") })
+	which := ""
+	if len(fields) == 0 {
+		which = "one of "
+		if w.req.Operation == connectors.Update {
+			return connectors.Result{}, false // the target itself (lostTarget)
+		}
+		// Bulk API 2.0 results name no field: the record's ids are the suspects.
+		for name, v := range rec.Fields {
+			if s, ok := v.(string); ok && recordIDRE.MatchString(s) {
+				fields = append(fields, name)
+			}
+		}
+		slices.Sort(fields)
+	}
+	if len(fields) == 0 {
+		return connectors.Result{}, false
+	}
+	refs := make([]string, len(fields))
+	for k, f := range fields {
+		refs[k] = fmt.Sprintf("%s = %v", f, fieldValue(rec.Fields, f))
+	}
+	return connectors.Result{Status: connectors.StatusRetryable, Code: e.code(), Message: fmt.Sprintf(
+		"%s: a record %q refers to (%s%s) does not exist in Salesforce: deleted, or the org was refreshed; retried, so that a lookup through the cross-reference maps it again once its own sync writes it",
+		describeError(e.code(), e.Message, e.Fields), rec.Key, which, strings.Join(refs, ", "))}, true
+}
+
+// fieldValue is the value of the field named name (in any case).
+func fieldValue(fields map[string]any, name string) any {
+	for k, v := range fields {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return nil
 }
 
 // Values of the createOnlyFields map.

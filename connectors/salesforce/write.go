@@ -56,7 +56,9 @@ var recordIDRE = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
 // shape.go); when the describe that says which fields are create-only
 // fails, the records that depend on it get its failure as their result
 // (retryable for a 429 or a 5xx). An update whose target record no longer
-// exists is Permanent with a message that says so.
+// exists is Permanent with a message that says so; a record refused because
+// a record it refers to does not exist (a lookup through a cross-reference
+// the target no longer matches) is Retryable.
 //
 // A non-nil error means no record is known to be written: a call failed as a
 // whole for a passing or credential cause (network, timeout, 429, 5xx,
