@@ -730,6 +730,15 @@ func (s *Server) processJob(j *bulkJob) {
 		if !s.runBulkChunk(j, fields, from, min(from+bulkChunk, len(rows))) {
 			return
 		}
+		if from == 0 && s.fire(FaultBulkJobFailed, "bulk."+j.operation, j.obj.Name) != nil {
+			s.bulkMu.Lock()
+			if s.bulkJobs[j.id] == j && j.state == jobInProgress {
+				j.processingMS = time.Since(start).Milliseconds()
+				j.finish(jobFailed, "InternalServerError : the batch could not be processed after 10 retries (emulated fault)")
+			}
+			s.bulkMu.Unlock()
+			return
+		}
 	}
 	s.addBulkBatches(max(1, (len(rows)+bulkBatchRecords-1)/bulkBatchRecords))
 	s.bulkMu.Lock()

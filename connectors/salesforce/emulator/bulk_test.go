@@ -807,3 +807,29 @@ func TestBulkAbortInProgress(t *testing.T) {
 	assert.Len(t, srv.Records("Contact"), 200)
 	assert.Equal(t, 204, do(t, "DELETE", base+jobs+"/"+id, tok, nil).status)
 }
+
+// FaultBulkJobFailed fails a job once its first transaction of rows is
+// written: those rows have results, the others are unprocessed.
+func TestBulkJobFailedFault(t *testing.T) {
+	srv, base := start(t, nil)
+	tok := token(t, base)
+	_, err := srv.AddFault(emulator.Fault{Kind: emulator.FaultBulkJobFailed, Count: 1, Operations: []string{"bulk.insert"}})
+	require.NoError(t, err)
+	var csv strings.Builder
+	csv.WriteString("LastName\n")
+	for i := range 250 {
+		fmt.Fprintf(&csv, "C%03d\n", i)
+	}
+	id, info := runJob(t, base, tok, map[string]any{"object": "Contact", "operation": "insert"}, csv.String())
+	assert.Equal(t, "Failed", info["state"])
+	assert.Contains(t, info["errorMessage"], "InternalServerError")
+	assert.Equal(t, 200.0, info["numberRecordsProcessed"])
+	assert.Len(t, results(t, base, tok, id, "successfulResults"), 201)
+	assert.Len(t, results(t, base, tok, id, "unprocessedrecords"), 51)
+	assert.Len(t, srv.Records("Contact"), 200)
+	assert.Equal(t, 1, srv.Stats().Faults["bulk_job_failed"])
+
+	// Count 1: the next job completes.
+	_, info = runJob(t, base, tok, map[string]any{"object": "Contact", "operation": "insert"}, "LastName\nX\n")
+	assert.Equal(t, "JobComplete", info["state"])
+}

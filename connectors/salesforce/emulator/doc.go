@@ -73,8 +73,9 @@
 //     Accept-Encoding: gzip.
 //
 //   - Fault injection (HTTP 429/503, UNABLE_TO_LOCK_ROW for a whole request or per record,
-//     REQUEST_LIMIT_EXCEEDED, added latency), from Go ([Server.AddFault]) or over the admin
-//     API under /__emulator/ (which is not part of Salesforce's API):
+//     REQUEST_LIMIT_EXCEEDED, added latency, a Bulk API 2.0 job failed part-way), from Go
+//     ([Server.AddFault]) or over the admin API under /__emulator/ (which is not part of
+//     Salesforce's API):
 //
 //     GET    /__emulator/faults            list active faults
 //     POST   /__emulator/faults            add one: {"kind":"http_429","count":2} → 201 {"id":…}

@@ -30,9 +30,15 @@ const (
 	FaultRequestLimit FaultKind = "request_limit_exceeded"
 	// FaultLatency delays the call by Latency before it is processed.
 	FaultLatency FaultKind = "latency"
+	// FaultBulkJobFailed fails a Bulk API 2.0 ingest job being processed once its first
+	// transaction of rows is written (200 rows; the others stay unprocessed): the job ends
+	// Failed with "InternalServerError : ...", as Salesforce fails a job whose batch could
+	// not be processed after its retries. It matches the record operations of jobs
+	// ("bulk.insert", "bulk.upsert", ...) and Objects; Count counts jobs.
+	FaultBulkJobFailed FaultKind = "bulk_job_failed"
 )
 
-var faultKinds = []FaultKind{FaultTooManyRequests, FaultUnavailable, FaultLockRow, FaultRecordLockRow, FaultRequestLimit, FaultLatency}
+var faultKinds = []FaultKind{FaultTooManyRequests, FaultUnavailable, FaultLockRow, FaultRecordLockRow, FaultRequestLimit, FaultLatency, FaultBulkJobFailed}
 
 // Fault is one injected failure rule. A call (or, for FaultRecordLockRow, a record) is
 // eligible when it matches Operations and Objects; an eligible call fires the fault with
@@ -56,7 +62,8 @@ type Fault struct {
 	// ("collections", "bulk"). Default: every REST call;
 	// the token endpoint ("auth") only when listed; for FaultLockRow every write call.
 	Operations []string `json:"operations,omitempty"`
-	// Objects restricts FaultRecordLockRow to records of these objects. Default: all.
+	// Objects restricts FaultRecordLockRow and FaultBulkJobFailed to records (jobs) of
+	// these objects. Default: all.
 	Objects []string `json:"objects,omitempty"`
 	// Fired is how many times the fault has fired (read-only).
 	Fired int `json:"fired"`
