@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -106,20 +107,19 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return w.jobCallFailed(id, "reading the state of", err)
 	}
+	// What becomes of the records the job did not process.
+	unprocessed := connectors.Result{Status: connectors.StatusRetryable, Code: "BULK_UNPROCESSED",
+		Message: fmt.Sprintf("Bulk API 2.0 job %s did not process this record", job.ID)}
 	switch job.State {
 	case "JobComplete":
 	case "Failed":
-		// The job as a whole was refused (InvalidBatch: an unknown field,
-		// a bad header): every record fails with its message.
-		r := connectors.Result{Status: connectors.StatusPermanent, Code: "BULK_JOB_FAILED",
-			Message: fmt.Sprintf("Bulk API 2.0 job %s failed: %s", job.ID, job.ErrorMessage)}
-		if Classify(Failure{Message: job.ErrorMessage}) != connectors.Permanent {
-			r.Status = connectors.StatusRetryable
+		if job.NumberRecordsProcessed == 0 {
+			w.jobFailed(job, idx)
+			return nil
 		}
-		for _, i := range idx {
-			w.results[i] = r
-		}
-		return nil
+		// It failed part-way: the results say what became of the records
+		// it processed; the others get the job's failure.
+		unprocessed = jobFailure(job)
 	default: // Aborted by someone else
 		return connectors.E(w.op, connectors.Transient, fmt.Errorf("Bulk API 2.0 job %s ended %s", job.ID, job.State))
 	}
@@ -168,12 +168,59 @@ func (w *batchWriter) bulk(ctx context.Context, cfg Config) error {
 		return nil // the rest, through sObject Collections
 	}
 	for _, i := range idx {
-		if w.results[i].Status == 0 { // unprocessed
-			w.results[i] = connectors.Result{Status: connectors.StatusRetryable, Code: "BULK_UNPROCESSED",
-				Message: fmt.Sprintf("Bulk API 2.0 job %s did not process this record", job.ID)}
+		if w.results[i].Status == 0 {
+			w.results[i] = unprocessed
 		}
 	}
 	return nil
+}
+
+// jobFailure is the Result of the records of a job that failed as a whole.
+// Permanent when Salesforce refused the data (InvalidBatch: a bad header, an
+// unknown field; ClientInputError: a bad line ending; InvalidJob), which
+// writing it again cannot change; Retryable for any other cause (a batch
+// not processed in time after its retries, an internal error).
+func jobFailure(job bulkJob) connectors.Result {
+	r := connectors.Result{Status: connectors.StatusRetryable, Code: "BULK_JOB_FAILED",
+		Message: fmt.Sprintf("Bulk API 2.0 job %s failed: %s", job.ID, job.ErrorMessage)}
+	reason, _, _ := strings.Cut(job.ErrorMessage, ":")
+	switch strings.TrimSpace(reason) {
+	case "InvalidBatch", "ClientInputError", "InvalidJob":
+		r.Status = connectors.StatusPermanent
+	}
+	return r
+}
+
+// notFoundRE finds the column a job refused as unknown: "InvalidBatch :
+// Field name not found : Nope__c".
+var notFoundRE = regexp.MustCompile(`Field name not found : ([A-Za-z0-9_.]+)`)
+
+// jobFailed gives the records idx of a job that failed before processing any
+// of them their results. A job refused for a column (a field that does not
+// exist) is the fault of the records that set it: they are Permanent, and
+// the others are left for sObject Collections, as a collection call
+// isolates such a record.
+func (w *batchWriter) jobFailed(job bulkJob, idx []int) {
+	r := jobFailure(job)
+	if m := notFoundRE.FindStringSubmatch(job.ErrorMessage); m != nil && r.Status == connectors.StatusPermanent {
+		column, _, _ := strings.Cut(m[1], ".") // a relationship column: its field
+		var culprits []int
+		for _, i := range idx {
+			if hasField(w.fields(i), column) {
+				culprits = append(culprits, i)
+			}
+		}
+		if len(culprits) > 0 && len(culprits) < len(idx) {
+			for _, i := range culprits {
+				w.results[i] = connectors.Result{Status: connectors.StatusPermanent, Code: "INVALID_FIELD",
+					Message: fmt.Sprintf("INVALID_FIELD: No such column '%s' on sobject of type %s (Bulk API 2.0 job %s failed: %s)", m[1], w.req.Object, job.ID, job.ErrorMessage)}
+			}
+			return
+		}
+	}
+	for _, i := range idx {
+		w.results[i] = r
+	}
 }
 
 // bulkRows builds the CSV of the records without a result: the header (the
@@ -192,11 +239,13 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 	}
 	type rec struct {
 		i      int
-		fields map[string]string
+		fields map[string]string // by lower-case column
 	}
 	var recs []rec
 	seen := map[string]bool{}
-	colSet := map[string]bool{}
+	// Field names are case-insensitive, and Salesforce refuses a header that
+	// names a field twice: one column per field, as first spelled.
+	spelling := map[string]string{}
 	for i := range req.Records {
 		if w.results[i].Status != 0 {
 			continue
@@ -205,8 +254,17 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 		if !ok {
 			continue
 		}
+		names := slices.Sorted(maps.Keys(m))
+		cells := make(map[string]string, len(m))
+		for _, name := range names {
+			low := strings.ToLower(name)
+			cells[low] = m[name]
+			if _, ok := spelling[low]; !ok {
+				spelling[low] = name
+			}
+		}
 		if keyCol != "" {
-			k := m[keyCol] // as layers keys a record
+			k := cells[strings.ToLower(keyCol)] // as layers keys a record
 			switch {
 			case req.Operation == connectors.Upsert:
 				k = foldKey(k)
@@ -218,25 +276,28 @@ func (w *batchWriter) bulkRows(ctx context.Context) (rows [][]string, cols []str
 			}
 			seen[k] = true
 		}
-		for c := range m {
-			colSet[c] = true
-		}
-		recs = append(recs, rec{i, m})
+		recs = append(recs, rec{i, cells})
 	}
+	var low []string // the columns, lower-case
 	if keyCol != "" && len(recs) > 0 {
-		cols = append(cols, keyCol)
-		delete(colSet, keyCol)
+		low = append(low, strings.ToLower(keyCol))
+		spelling[low[0]] = keyCol
 	}
-	rest := make([]string, 0, len(colSet))
-	for c := range colSet {
-		rest = append(rest, c)
+	rest := make([]string, 0, len(spelling))
+	for l := range spelling {
+		if len(low) == 0 || l != low[0] {
+			rest = append(rest, l)
+		}
 	}
-	slices.Sort(rest)
-	cols = append(cols, rest...)
+	slices.SortFunc(rest, func(a, b string) int { return strings.Compare(spelling[a], spelling[b]) })
+	low = append(low, rest...)
+	for _, l := range low {
+		cols = append(cols, spelling[l])
+	}
 	for _, r := range recs {
-		row := make([]string, len(cols))
-		for k, c := range cols {
-			row[k] = r.fields[c]
+		row := make([]string, len(low))
+		for k, l := range low {
+			row[k] = r.fields[l]
 		}
 		rows = append(rows, row)
 		idx = append(idx, r.i)

@@ -2,12 +2,14 @@ package salesforce_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/connectors/salesforce/emulator"
 )
 
 // A batch at the bulk threshold is one Bulk API 2.0 job: every record lands,
@@ -159,4 +161,84 @@ func TestBulkValuesWithLineBreaksMatchTheirResults(t *testing.T) {
 	require.Len(t, srv.BulkJobs(), 1)
 	got, _ := srv.Get("Contact", resp.Results[0].TargetID)
 	assert.Equal(t, "12 rue de Rivoli\n75001 Paris", got["Description"])
+}
+
+// A job Salesforce fails part-way for a passing cause (a batch not processed
+// after its retries): the records it wrote are applied, by their results;
+// the others are retryable, never permanent.
+func TestBulkJobFailedPartWayIsRetryable(t *testing.T) {
+	srv := startEmulator(t, nil)
+	c, _ := connect(t, srv, map[string]any{"bulk_threshold": 250})
+	_, err := srv.AddFault(emulator.Fault{Kind: emulator.FaultBulkJobFailed, Count: 1})
+	require.NoError(t, err)
+	recs := make([]connectors.Record, 300)
+	for i := range recs {
+		recs[i] = member(fmt.Sprintf("M-%04d", i), float64(i), "Gold")
+	}
+	req := connectors.WriteRequest{Object: memberObj, Operation: connectors.Upsert, ExternalIDField: memberExt, Records: recs}
+	resp := write(t, c, req)
+	applied, retryable := 0, 0
+	for i, r := range resp.Results {
+		switch r.Status {
+		case connectors.StatusApplied:
+			applied++
+			got, ok := srv.Get(memberObj, r.TargetID)
+			require.True(t, ok, "record %d", i)
+			require.Equal(t, recs[i].Key, got[memberExt])
+		case connectors.StatusRetryable:
+			retryable++
+			assert.Contains(t, r.Message, "InternalServerError", "record %d", i)
+		default:
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	assert.Equal(t, 200, applied, "the rows the job wrote before it failed")
+	assert.Equal(t, 100, retryable)
+	wantAll(t, write(t, c, req)) // the retry
+	assert.Len(t, srv.Records(memberObj), 300)
+}
+
+// A job refused as a whole for a column one record names (a field that does
+// not exist) is the fault of the records that name it: they are permanent,
+// the others are written, as sObject Collections isolate such a record.
+func TestBulkJobRefusedForOneRecordsColumn(t *testing.T) {
+	srv := startEmulator(t, nil)
+	c, _ := connect(t, srv, map[string]any{"bulk_threshold": 10})
+	recs := make([]connectors.Record, 20)
+	for i := range recs {
+		recs[i] = contact(fmt.Sprintf("C-%02d", i))
+	}
+	recs[5].Fields["Nope__c"] = "x"
+	recs[9].Fields["nope__C"] = "y"
+	resp := write(t, c, connectors.WriteRequest{Object: "Contact", Operation: connectors.Upsert, ExternalIDField: memberExt, Records: recs})
+	for i, r := range resp.Results {
+		if i == 5 || i == 9 {
+			assert.Equal(t, connectors.StatusPermanent, r.Status, "record %d: %+v", i, r)
+			assert.Equal(t, "INVALID_FIELD", r.Code, "record %d", i)
+			assert.Contains(t, strings.ToLower(r.Message), "nope__c", "record %d", i)
+			continue
+		}
+		wantApplied(t, resp, i)
+	}
+	assert.Len(t, srv.Records("Contact"), 18)
+
+	// Every record names it: all permanent, nothing written.
+	for i := range recs {
+		recs[i] = contact(fmt.Sprintf("D-%02d", i))
+		recs[i].Fields["Nope__c"] = "x"
+	}
+	resp = write(t, c, connectors.WriteRequest{Object: "Contact", Operation: connectors.Upsert, ExternalIDField: memberExt, Records: recs})
+	for i, r := range resp.Results {
+		assert.Equal(t, connectors.StatusPermanent, r.Status, "record %d: %+v", i, r)
+	}
+	assert.Len(t, srv.Records("Contact"), 18)
+}
+
+func wantAll(t *testing.T, resp connectors.WriteResponse) []string {
+	t.Helper()
+	ids := make([]string, len(resp.Results))
+	for i := range resp.Results {
+		ids[i] = wantApplied(t, resp, i)
+	}
+	return ids
 }
