@@ -259,9 +259,12 @@ func discardIn(ctx context.Context, tx sqlDB, now time.Time, sel Selection, by O
 	ids := slices.Clone(sel.IDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	limit := pageSize(sel.Limit)
-	if len(ids) > 0 {
+	limit := sel.Limit
+	switch {
+	case len(ids) > 0:
 		limit = len(ids)
+	case limit <= 0 || limit > MaxPageSize:
+		limit = MaxPageSize
 	}
 	letters, err := selectLetters(ctx, tx, sel.Filter, ids, 0, limit+1, false)
 	if err != nil {

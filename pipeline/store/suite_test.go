@@ -1409,6 +1409,25 @@ func testDiscardByFilter(t *testing.T, s store.Store) {
 	assert.Equal(t, g, after, "the newer applied row is untouched")
 	assert.Equal(t, []string{"evt-k0-1", "evt-s1-1"}, eventIDs(query(t, s, store.DeadLetterFilter{Sync: syncB})))
 	assert.Equal(t, []string{"evt-k0-1", "evt-s2-1"}, eventIDs(query(t, s, store.DeadLetterFilter{Sync: syncA})))
+
+	// Without a limit, a discard by filter takes MaxPageSize at a time.
+	var many []store.Item
+	for i := range store.MaxPageSize + 5 {
+		many = append(many, store.Item{EventID: fmt.Sprintf("m%d", i), Key: fmt.Sprintf("m%d", i), Version: 1})
+	}
+	var rs []store.Result
+	for _, it := range many {
+		rs = append(rs, store.Result{Item: it, Outcome: store.Dead, Code: "BULK"})
+	}
+	finish(t, s, syncB, rs...)
+	d, err = s.DiscardDeadLetters(ctx, store.Selection{Filter: store.DeadLetterFilter{Code: "BULK"}}, ops)
+	require.NoError(t, err)
+	assert.Len(t, d.DeadLetters, store.MaxPageSize)
+	assert.True(t, d.More)
+	d, err = s.DiscardDeadLetters(ctx, store.Selection{Filter: store.DeadLetterFilter{Code: "BULK"}}, ops)
+	require.NoError(t, err)
+	assert.Len(t, d.DeadLetters, 5)
+	assert.False(t, d.More)
 }
 
 // testDiscardRequeued: a dead letter requeued for a replay and then
