@@ -139,8 +139,9 @@ func (w *batchWriter) reshape(ctx context.Context, i int, errs []sfError) (again
 			return false, false
 		}
 	case len(sh.omit) > 0 && w.missingOmitted(i, errs):
-		// The record was sent without create-only fields and Salesforce
-		// created it (the target lost it): send them too.
+		// The record was sent without create-only fields, and the upsert,
+		// matching no record (the target lost it), could not create it
+		// without them: send them too.
 		next = nil
 	default:
 		return false, false
