@@ -116,6 +116,25 @@ type HTTP struct {
 	// first_name, last_name, phone, birth_date, address); [] redacts
 	// nothing.
 	RedactFields []string `yaml:"redact_fields" desc:"Paths inside events' data shown as [redacted] to read-role admin tokens (default email, first_name, last_name, phone, birth_date, address; [] for none)."`
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s;
+	// range 1s to 10m.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" default:"10s" min:"1s" max:"10m" desc:"Longest time to read a request's headers."`
+	// ReadTimeout bounds reading a whole request, body included: a stalled
+	// or trickled body is cut off after it. Default 30s; range 1s to 1h.
+	ReadTimeout time.Duration `yaml:"read_timeout" default:"30s" min:"1s" max:"1h" desc:"Longest time to read a whole request, body included (stalled bodies are cut off)."`
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its answer. Default 60s; range 1s to 1h.
+	WriteTimeout time.Duration `yaml:"write_timeout" default:"60s" min:"1s" max:"1h" desc:"Longest time from the end of a request's headers to the end of its answer."`
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. Default 120s; range 1s to 1h.
+	IdleTimeout time.Duration `yaml:"idle_timeout" default:"120s" min:"1s" max:"1h" desc:"How long an idle keep-alive connection is kept open."`
+	// MaxHeaderBytes caps a request's headers. Default 65536 (64 KiB);
+	// range 4096 to 1048576.
+	MaxHeaderBytes int `yaml:"max_header_bytes" default:"65536" min:"4096" max:"1048576" unit:"bytes" desc:"Largest request headers accepted."`
+	// MaxConcurrentIngress is the most event requests served at once;
+	// more get 429 with Retry-After, before their bodies are read.
+	// Default 64; range 1 to 100000.
+	MaxConcurrentIngress int `yaml:"max_concurrent_ingress" default:"64" min:"1" max:"100000" unit:"requests" desc:"Most event requests served at once; more get 429 with Retry-After."`
 }
 
 // Bus sets the durable bus.
@@ -142,10 +161,12 @@ type Bus struct {
 	// back a backfill (and `mapping preview --key`) can reach. Default 168h
 	// (7 days); range 1h to 87600h (10 years).
 	MaxAge time.Duration `yaml:"max_age" default:"168h" min:"1h" max:"87600h" desc:"How long the bus keeps events: how far back a backfill reaches."`
-	// MaxBytes caps the bus's size; once full, new events are refused
-	// (ingress answers 503) rather than old ones dropped. 0 means no cap.
-	// Default 0.
-	MaxBytes int64 `yaml:"max_bytes" default:"0" min:"0" unit:"bytes" desc:"Cap on the bus's size; when full new events are refused (503); 0 = no cap."`
+	// MaxBytes caps the bus's size on disk; once full, new events are
+	// refused (ingress answers 503) rather than old ones dropped, until
+	// MaxAge frees room. 0 means no cap (not advised: a flood of events then
+	// fills the disk). Default 4294967296 (4 GiB, about 4 million 1 KB
+	// events); range 0, or 1048576 (1 MiB) and more.
+	MaxBytes int64 `yaml:"max_bytes" default:"4294967296" min:"0" unit:"bytes" desc:"Cap on the bus's size on disk; when full, new events are refused (503) until max_age frees room; 0 = no cap (not advised)."`
 }
 
 // Store drivers.
@@ -188,11 +209,25 @@ type Replica struct {
 type Source struct {
 	// Name is the source's key under sources. Not read from YAML.
 	Name string `yaml:"-"`
-	// Secret is the HMAC-SHA256 key for request signatures. When set,
-	// every request to this source must be signed; when the key is absent,
-	// unsigned requests are accepted. Set but empty is an error. Default
-	// unset.
-	Secret Secret `yaml:"secret" desc:"HMAC-SHA256 key; when set, requests must be signed."`
+	// Secrets are the source's signing keys: every request must carry a
+	// Standard Webhooks signature (webhook-id, webhook-timestamp and
+	// webhook-signature headers) made with one of them. Several keys let a
+	// source rotate its key without downtime: add the new one, move the
+	// sender to it, remove the old one. A key is "whsec_" followed by
+	// base64 (as Standard Webhooks libraries make them) or any other
+	// string, used as raw bytes; at least 16 bytes either way. Required
+	// unless Insecure. Default: none.
+	Secrets []Secret `yaml:"secrets" desc:"Standard Webhooks signing keys (whsec_<base64>, or raw); requests must be signed with one of them. Several allow key rotation."`
+	// Tolerance is how far a signature's webhook-timestamp may be from the
+	// hub's clock, either way; a delivery id is remembered this long, so a
+	// replay inside the window is answered without being published again.
+	// Default 5m; range 10s to 1h.
+	Tolerance time.Duration `yaml:"tolerance" default:"5m" min:"10s" max:"1h" desc:"How far a signature's timestamp may be from the hub's clock; also how long delivery ids are remembered against replays."`
+	// Insecure accepts unsigned requests from anyone who can reach the
+	// hub: forged events are then indistinguishable from real ones. Only
+	// for demos and tests; the hub warns at start. Exactly one of Secrets
+	// and Insecure is required. Default false.
+	Insecure bool `yaml:"insecure" default:"false" desc:"Accept unsigned requests (demos and tests only; anyone who can reach the hub can then forge events). Exactly one of secrets and insecure is required."`
 	// Pos is where the source is declared. Not read from YAML.
 	Pos Position `yaml:"-"`
 }

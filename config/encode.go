@@ -64,8 +64,9 @@ func (c *Config) Redacted() *Config {
 	r.Sources = make(map[string]*Source, len(c.Sources))
 	for k, s := range c.Sources {
 		cp := *s
-		if cp.Secret != "" {
-			cp.Secret = Redaction
+		cp.Secrets = make([]Secret, len(s.Secrets))
+		for i := range cp.Secrets {
+			cp.Secrets[i] = Redaction
 		}
 		r.Sources[k] = &cp
 	}

@@ -24,9 +24,9 @@ http:
   shutdown_timeout: ${GRACE:-45s}
 sources:
   ledger:
-    secret: ${file:secrets/ledger}
+    secrets: ["${file:secrets/ledger}"]
   cdp:
-    secret: ${file:` + "%ABS%" + `}
+    secrets: ["${file:` + "%ABS%" + `}"]
 connectors:
   crm:
     type: salesforce
@@ -58,11 +58,11 @@ func TestReferencesExpand(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	abs := filepath.Join(t.TempDir(), "cdp-secret")
-	if err := os.WriteFile(abs, []byte("cdp-key\r\n\n"), 0o600); err != nil {
+	if err := os.WriteFile(abs, []byte("cdp-key-0123456789\r\n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	path := inDir(t, strings.Replace(refsHub, "%ABS%", abs, 1), map[string]string{
-		"secrets/ledger": "ledger-key\n",
+		"secrets/ledger": "ledger-key-0123456789\n",
 		"secrets/sf":     "sf-secret\n",
 	})
 
@@ -79,8 +79,8 @@ func TestReferencesExpand(t *testing.T) {
 		{"two references in one value", cfg.HTTP.Listen, "127.0.0.1:9090"},
 		{"integer field from a reference", cfg.HTTP.MaxBodyBytes, int64(2048)},
 		{"duration default", cfg.HTTP.ShutdownTimeout, 45 * time.Second},
-		{"file secret, relative to the config file, newline trimmed", cfg.Sources["ledger"].Secret.Value(), "ledger-key"},
-		{"file secret, absolute, CRLF and blank lines trimmed", cfg.Sources["cdp"].Secret.Value(), "cdp-key"},
+		{"file secret, relative to the config file, newline trimmed", cfg.Sources["ledger"].Secrets[0].Value(), "ledger-key-0123456789"},
+		{"file secret, absolute, CRLF and blank lines trimmed", cfg.Sources["cdp"].Secrets[0].Value(), "cdp-key-0123456789"},
 		{"sync object from a reference", cfg.Syncs["m"].Object, "LoyaltyProgramMember"},
 	}
 	for _, c := range checks {
@@ -146,8 +146,8 @@ func TestReferenceProblems(t *testing.T) {
 	}{
 		{
 			name: "unset variable without default names file, line and variable",
-			yaml: "sources:\n  ledger:\n    secret: ${LEDGER_WEBHOOK_SECRET}\n",
-			want: []string{`hub.yaml:3:13: sources.ledger.secret: environment variable LEDGER_WEBHOOK_SECRET is not set; set it, or give a default with ${LEDGER_WEBHOOK_SECRET:-default}`},
+			yaml: "sources:\n  ledger:\n    secrets: [\"${LEDGER_WEBHOOK_SECRET}\"]\n",
+			want: []string{`hub.yaml:3:15: sources.ledger.secrets[0]: environment variable LEDGER_WEBHOOK_SECRET is not set; set it, or give a default with ${LEDGER_WEBHOOK_SECRET:-default}`},
 		},
 		{
 			name: "every failing reference is reported, the connector block too",
@@ -159,13 +159,13 @@ func TestReferenceProblems(t *testing.T) {
 		},
 		{
 			name: "missing secret file",
-			yaml: "sources:\n  ledger:\n    secret: ${file:secrets/nope}\n",
-			want: []string{`hub.yaml:3:13: sources.ledger.secret: cannot read secret file $DIR/secrets/nope: no such file or directory; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)`},
+			yaml: "sources:\n  ledger:\n    secrets: [\"${file:secrets/nope}\"]\n",
+			want: []string{`hub.yaml:3:15: sources.ledger.secrets[0]: cannot read secret file $DIR/secrets/nope: no such file or directory; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)`},
 		},
 		{
 			name: "empty file reference",
-			yaml: "sources:\n  ledger:\n    secret: ${file:}\n",
-			want: []string{`hub.yaml:3:13: sources.ledger.secret: empty ${file:} reference; write ${file:/path/to/secret}`},
+			yaml: "sources:\n  ledger:\n    secrets: [\"${file:}\"]\n",
+			want: []string{`hub.yaml:3:15: sources.ledger.secrets[0]: empty ${file:} reference; write ${file:/path/to/secret}`},
 		},
 		{
 			name: "unterminated reference",

@@ -13,7 +13,7 @@ import (
 
 // base is a valid tail that snippets about the other sections prepend to.
 const base = `sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce

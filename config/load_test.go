@@ -30,12 +30,12 @@ var loadCases = []loadCase{
 	},
 	{name: "unknown nested key suggests the closest", yaml: "http:\n  lisen: 127.0.0.1:9000\n" + base,
 		want: []string{
-			`hub.yaml:2:3: http.lisen: unknown key "lisen"; did you mean "listen"? valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields`,
+			`hub.yaml:2:3: http.lisen: unknown key "lisen"; did you mean "listen"? valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, max_concurrent_ingress`,
 		},
 	},
 	{name: "unknown key far from all lists the valid keys", yaml: "http:\n  port: 9000\n" + base,
 		want: []string{
-			`hub.yaml:2:3: http.port: unknown key "port"; valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields`,
+			`hub.yaml:2:3: http.port: unknown key "port"; valid keys: listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, max_concurrent_ingress`,
 		},
 	},
 	{name: "duplicate key", yaml: "log: {level: info}\nlog: {level: debug}\n" + base,
@@ -103,12 +103,12 @@ var loadCases = []loadCase{
 	},
 	{name: "section of the wrong kind", yaml: "http: [a, b]\n" + base,
 		want: []string{
-			`hub.yaml:1:7: http: must be a mapping with the keys listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields, not a sequence`,
+			`hub.yaml:1:7: http: must be a mapping with the keys listen, max_body_bytes, max_batch_events, shutdown_timeout, admin_token, admin_tokens, redact_fields, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, max_concurrent_ingress, not a sequence`,
 		},
 	},
 	{name: "invalid names", yaml: `sources:
-  Ledger: {}
-  ledger: {}
+  Ledger: {insecure: true}
+  ledger: {insecure: true}
 connectors:
   crm.eu:
     type: salesforce
@@ -125,21 +125,26 @@ syncs:
 			`hub.yaml:5:3: connectors.crm.eu: invalid name "crm.eu"; names start with a lowercase letter, then lowercase letters, digits, _ or - (^[a-z][a-z0-9_-]*$)`,
 		},
 	},
-	{name: "source secret set but empty", env: map[string]string{"EMPTY_SECRET": ""}, yaml: `sources:
+	{name: "source keys", env: map[string]string{"EMPTY_SECRET": ""}, yaml: `sources:
   ledger:
-    secret: ${EMPTY_SECRET}
-  cdp:
-    secret: ${UNSET_SECRET_VAR:-}
+    secrets: ["${EMPTY_SECRET}"]
+  cdp: {}
+  crm: {secrets: [whsec_c2hvcnQ=, "whsec_not base64!", twenty-byte-raw-key!], insecure: true}
+  erp: {insecure: true, tolerance: 1s}
 connectors:
   crm: {type: salesforce}
 syncs: {}
 `,
 		want: []string{
-			`hub.yaml:3:13: sources.ledger.secret: is set but empty; give the HMAC key, or remove the key to accept unsigned requests`,
-			`hub.yaml:5:13: sources.cdp.secret: is set but empty; give the HMAC key, or remove the key to accept unsigned requests`,
+			`hub.yaml:3:15: sources.ledger.secrets[0]: a signing key must hold at least 16 bytes (this one holds 0); make one with: echo whsec_$(head -c 32 /dev/urandom | base64)`,
+			`hub.yaml:4:8: sources.cdp: needs its signing keys: secrets: ["${LEDGER_WEBHOOK_SECRET}"] (Standard Webhooks, whsec_<base64>); or declare insecure: true to accept unsigned events from anyone who can reach the hub (demos and tests only)`,
+			`hub.yaml:5:19: sources.crm.secrets[0]: a signing key must hold at least 16 bytes (this one holds 5); make one with: echo whsec_$(head -c 32 /dev/urandom | base64)`,
+			`hub.yaml:5:35: sources.crm.secrets[1]: a whsec_ key must be followed by standard base64: illegal base64 data at input byte 3`,
+			`hub.yaml:5:89: sources.crm.insecure: a source with secrets is not insecure; remove insecure: true, or the secrets`,
+			`hub.yaml:6:36: sources.erp.tolerance: 1s is out of range; valid: 10s to 1h`,
 		},
 	},
-	{name: "sync required keys, all reported", yaml: `sources: {ledger: }
+	{name: "sync required keys, all reported", yaml: `sources: {ledger: {insecure: true}}
 connectors: {crm: {type: salesforce}}
 syncs:
   m:
@@ -153,7 +158,7 @@ syncs:
 		},
 	},
 	{name: "unknown connector in to", yaml: `sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce
@@ -170,8 +175,8 @@ syncs:
 		},
 	},
 	{name: "from forms", yaml: `sources:
-  ledger: {}
-  cdp: {}
+  ledger: {insecure: true}
+  cdp: {insecure: true}
 connectors:
   crm: {type: salesforce}
 syncs:
@@ -186,7 +191,7 @@ syncs:
 			`hub.yaml:9:13: syncs.c.from: unknown entity "members"; did you mean "member"? valid entities: member, transaction, voucher, segment`,
 		},
 	},
-	{name: "plugins and polled connectors", yaml: `sources: {ledger: {}}
+	{name: "plugins and polled connectors", yaml: `sources: {ledger: {insecure: true}}
 connectors:
   crm: {type: salesforce, plugin: {path: ./x, sha256: abc}}
   geo: {type: "plugin:geooffers"}
@@ -206,7 +211,7 @@ syncs:
 			`hub.yaml:11:13: syncs.b.from: unknown source "geo"; declared sources (webhook sources, and connectors with a read block): ledger, offers`,
 		},
 	},
-	{name: "mode and external_id", yaml: `sources: {ledger: {}}
+	{name: "mode and external_id", yaml: `sources: {ledger: {insecure: true}}
 connectors: {crm: {type: salesforce}}
 syncs:
   a: {from: ledger.member, to: crm, object: X, mode: upsret, mapping: m.yaml}
@@ -220,7 +225,7 @@ syncs:
 			`hub.yaml:6:75: syncs.c.external_id: must not be empty when mode is upsert; name the target's external id field (e.g. external_id: Ledger_Member_Id__c)`,
 		},
 	},
-	{name: "mapping forms", files: map[string]string{"maps/dir/x": ""}, yaml: `sources: {ledger: {}}
+	{name: "mapping forms", files: map[string]string{"maps/dir/x": ""}, yaml: `sources: {ledger: {insecure: true}}
 connectors: {crm: {type: salesforce}}
 syncs:
   a: {from: ledger.member, to: crm, object: X, mode: insert, mapping: missing.yaml}
@@ -244,7 +249,7 @@ syncs:
 			`hub.yaml:8:71: syncs.e.mapping: must not be empty; give a mapping file path (relative to the config file) or an inline mapping block`,
 		},
 	},
-	{name: "batch, inflight, rate and retry", yaml: `sources: {ledger: {}}
+	{name: "batch, inflight, rate and retry", yaml: `sources: {ledger: {insecure: true}}
 connectors: {crm: {type: salesforce}}
 syncs:
   a:
@@ -370,7 +375,7 @@ syncs:
 			`hub.yaml:1:1: the config must be a mapping of keys (data_dir, http, sources, connectors, syncs, ...), not a sequence`,
 		},
 	},
-	{name: "anchors, aliases and merge keys", yaml: `sources: {ledger: {}}
+	{name: "anchors, aliases and merge keys", yaml: `sources: {ledger: {insecure: true}}
 connectors: {crm: {type: salesforce}}
 x-retry: &retry {max_attempts: 3}
 syncs:
@@ -436,7 +441,7 @@ func TestAnchorsAndMerge(t *testing.T) {
 
 // Null sections and entries take their defaults.
 func TestNullsTakeDefaults(t *testing.T) {
-	cfg, err := config.Load(inDir(t, "log:\nhttp:\nsources:\n  ledger:\nconnectors:\n  crm: {type: salesforce, config: }\nsyncs:\n", nil))
+	cfg, err := config.Load(inDir(t, "log:\nhttp:\nsources:\n  ledger: {insecure: true}\nconnectors:\n  crm: {type: salesforce, config: }\nsyncs:\n", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +465,7 @@ func TestUnreadableFile(t *testing.T) {
 func TestLoadAllReturnsWhatItCouldRead(t *testing.T) {
 	path := inDir(t, `bogus: 1
 sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce

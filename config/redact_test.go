@@ -21,7 +21,7 @@ store:
   dsn: host=db user=hub password='pg pass 3' dbname=hub
 sources:
   ledger:
-    secret: ${LEDGER_SECRET}
+    secrets: ["${LEDGER_SECRET}"]
 connectors:
   crm:
     type: salesforce
@@ -46,7 +46,7 @@ var secretValues = []string{"bus-pass-1", "bus-pass-2", "pg pass 3", "literal-se
 
 func loadSecrets(t *testing.T) *config.Config {
 	t.Helper()
-	t.Setenv("LEDGER_SECRET", "ledger-secret-0")
+	t.Setenv("LEDGER_SECRET", "ledger-secret-0-long-enough")
 	t.Setenv("SESSION", "x-secret-5")
 	path := inDir(t, secretsHub, map[string]string{"keys/jwt": "jwt-key-7\n"})
 	cfg, err := config.Load(path, withSalesforce(t))
@@ -60,15 +60,15 @@ func TestSecretsNeverShow(t *testing.T) {
 	cfg := loadSecrets(t)
 
 	// The secrets are all there for the hub to use.
-	if cfg.Sources["ledger"].Secret.Value() != "ledger-secret-0" {
-		t.Errorf("source secret: got %q", cfg.Sources["ledger"].Secret.Value())
+	if cfg.Sources["ledger"].Secrets[0].Value() != "ledger-secret-0-long-enough" {
+		t.Errorf("source secret: got %q", cfg.Sources["ledger"].Secrets[0].Value())
 	}
 	clear, err := cfg.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := string(cfg.Connectors["crm"].Config) + string(cfg.Connectors["other"].Config) +
-		cfg.Bus.URL + cfg.Store.DSN + cfg.Sources["ledger"].Secret.Value()
+		cfg.Bus.URL + cfg.Store.DSN + cfg.Sources["ledger"].Secrets[0].Value()
 	for _, s := range secretValues {
 		if !strings.Contains(raw, s) {
 			t.Errorf("secret %q missing from the loaded config", s)
@@ -81,7 +81,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	// And no view meant for people or logs shows one.
 	var logged bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logged, nil))
-	logger.Info("loaded", "config", cfg, "source", cfg.Sources["ledger"], "secret", cfg.Sources["ledger"].Secret,
+	logger.Info("loaded", "config", cfg, "source", cfg.Sources["ledger"], "secret", cfg.Sources["ledger"].Secrets[0],
 		"connector", cfg.Connectors["crm"])
 	asJSON, err := json.Marshal(cfg)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		"slog JSON":      logged.String(),
 		"json.Marshal":   string(asJSON),
 		"yaml.Marshal":   string(asYAML),
-		"fmt":            fmt.Sprintf("%v %+v %#v %s %v %+v %#v %v", cfg, cfg, cfg, cfg.Sources["ledger"].Secret, cfg.Sources["ledger"], *cfg.Sources["ledger"], cfg.Sources["ledger"], cfg.Connectors["crm"]),
+		"fmt":            fmt.Sprintf("%v %+v %#v %s %v %+v %#v %v", cfg, cfg, cfg, cfg.Sources["ledger"].Secrets[0], cfg.Sources["ledger"], *cfg.Sources["ledger"], cfg.Sources["ledger"], cfg.Connectors["crm"]),
 		"fmt connector":  fmt.Sprintf("%+v %#v", cfg.Connectors["other"], cfg.Connectors["other"]),
 	}
 	for name, v := range views {
@@ -133,7 +133,7 @@ func TestSecretsNeverShow(t *testing.T) {
 		t.Errorf("RedactedConfig:\n got %v\nwant %v", red, want)
 	}
 	// Redacted is a copy: the config itself keeps its secrets.
-	if cfg.Redacted().Sources["ledger"].Secret.Value() != config.Redaction || cfg.Sources["ledger"].Secret.Value() != "ledger-secret-0" {
+	if cfg.Redacted().Sources["ledger"].Secrets[0].Value() != config.Redaction || cfg.Sources["ledger"].Secrets[0].Value() != "ledger-secret-0-long-enough" {
 		t.Error("Redacted changed the config it copies")
 	}
 }

@@ -3,9 +3,11 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ import (
 
 func loadFull(t *testing.T) *config.Config {
 	t.Helper()
-	t.Setenv("LEDGER_WEBHOOK_SECRET", "whsec-full")
+	t.Setenv("LEDGER_WEBHOOK_SECRET", "whsec-full-0123456789")
 	t.Setenv("SF_CLIENT_ID", "client-full")
 	t.Setenv("SF_TIMEOUT", "45")
 	cfg, err := config.Load(filepath.Join(testdataDir(t), "full.yaml"), withSalesforce(t))
@@ -39,11 +41,13 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("data_dir %q and sqlite dsn %q: want them under %s", cfg.DataDir, cfg.Store.DSN, td)
 	}
 	wantTop := config.Config{
-		DataDir:  cfg.DataDir,
-		Log:      config.Log{Level: "info", Format: "text"},
+		DataDir: cfg.DataDir,
+		Log:     config.Log{Level: "info", Format: "text"},
 		HTTP: config.HTTP{Listen: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, MaxBatchEvents: 1000, ShutdownTimeout: 30 * time.Second,
-			AdminToken: "legacy-admin-token", AdminTokens: cfg.HTTP.AdminTokens, RedactFields: cfg.HTTP.RedactFields},
-		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second, MaxAge: 168 * time.Hour},
+			AdminToken: "legacy-admin-token", AdminTokens: cfg.HTTP.AdminTokens, RedactFields: cfg.HTTP.RedactFields,
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 65536, MaxConcurrentIngress: 64},
+		Bus:      config.Bus{URL: "", Stream: "LOYALTYHUB", SubjectPrefix: "loyaltyhub", AckWait: 30 * time.Second, MaxAge: 168 * time.Hour, MaxBytes: 4 << 30},
 		Store:    config.Store{Driver: "sqlite", DSN: cfg.Store.DSN},
 		Progress: config.Progress{Interval: 5 * time.Second},
 		Replica:  config.Replica{LeaseTTL: 15 * time.Second},
@@ -54,13 +58,14 @@ func TestFullConfig(t *testing.T) {
 		t.Errorf("top-level settings:\n got %+v\nwant %+v", got, wantTop)
 	}
 
-	if s := cfg.Sources["ledger"]; s.Name != "ledger" || s.Secret.Value() != "whsec-full" || s.Pos.String() != filepath.Join(td, "full.yaml")+":27:3" {
+	if s := cfg.Sources["ledger"]; s.Name != "ledger" || len(s.Secrets) != 2 || s.Secrets[0].Value() != "whsec-full-0123456789" ||
+		s.Tolerance != 5*time.Minute || s.Insecure || s.Pos.String() != fmt.Sprintf("%s:%d:3", filepath.Join(td, "full.yaml"), lineOf(t, `^  ledger:`)) {
 		t.Errorf("source ledger: %+v at %s", s, s.Pos)
 	}
-	if s := cfg.Sources["cdp"]; s.Secret != "" {
-		t.Errorf("source cdp has a secret")
+	if s := cfg.Sources["cdp"]; len(s.Secrets) != 0 || !s.Insecure {
+		t.Errorf("source cdp: %+v, want insecure without secrets", s)
 	}
-	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != 31 {
+	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != lineOf(t, `^  crm:`) {
 		t.Errorf("connector crm: %v at %s", c, c.Pos)
 	}
 
@@ -71,13 +76,13 @@ func TestFullConfig(t *testing.T) {
 		Mapping: config.MappingRef{
 			File:       filepath.Join(td, "mappings", "member-to-lpm.yaml"),
 			SourceFile: filepath.Join(td, "full.yaml"),
-			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: 47, Column: 14},
+			Pos:        config.Position{File: filepath.Join(td, "full.yaml"), Line: lineOf(t, `^    mapping: mappings/member-to-lpm.yaml`), Column: 14},
 		},
 		Batch:     config.Batch{Size: 200, Window: 200 * time.Millisecond},
 		Retry:     config.Retry{MaxAttempts: 10, InitialInterval: 500 * time.Millisecond, MaxInterval: time.Minute, Multiplier: 2},
 		RateLimit: 0,
 		Inflight:  400, // 0 in the file: 2 × batch.size
-		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: 41, Column: 3},
+		Pos:       config.Position{File: filepath.Join(td, "full.yaml"), Line: lineOf(t, `^  members-to-crm:`), Column: 3},
 	}
 	if !reflect.DeepEqual(*m, wantM) {
 		t.Errorf("sync members-to-crm:\n got %+v\nwant %+v", *m, wantM)
@@ -87,7 +92,7 @@ func TestFullConfig(t *testing.T) {
 		tx.RateLimit != 2.5 || tx.Inflight != 300 || tx.Retry.MaxAttempts != 10 {
 		t.Errorf("sync transactions-to-crm: %+v", *tx)
 	}
-	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != 58 {
+	if !tx.Mapping.Inline() || tx.Mapping.File != "" || tx.Mapping.Node.Kind != yaml.MappingNode || tx.Mapping.Node.Line != lineOf(t, `^    mapping:\s*(#|$)`)+1 {
 		t.Errorf("inline mapping: %+v", tx.Mapping)
 	}
 	if names := syncNames(cfg.SyncList()); names != "members-to-crm,transactions-to-crm" {
@@ -264,4 +269,23 @@ func yamlToJSON(t *testing.T, b []byte) any {
 		t.Fatal(err)
 	}
 	return doc
+}
+
+// lineOf is the number of the first line of testdata/full.yaml that
+// matches the regular expression re, so the test does not break when keys
+// are added above it.
+func lineOf(t *testing.T, re string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdataDir(t), "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := regexp.MustCompile(re)
+	for i, line := range strings.Split(string(b), "\n") {
+		if rx.MatchString(line) {
+			return i + 1
+		}
+	}
+	t.Fatalf("testdata/full.yaml has no line matching %s", re)
+	return 0
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -40,10 +42,7 @@ func (l *loader) validate(c *Config) {
 	l.checkStore(c)
 
 	for _, name := range sortedKeys(c.Sources) {
-		p := "sources." + name + ".secret"
-		if n, ok := l.vals[p]; ok && c.Sources[name].Secret == "" && !l.isBad(p) {
-			l.errNode(n, p, "is set but empty; give the HMAC key, or remove the key to accept unsigned requests")
-		}
+		l.checkSource(name, c.Sources[name])
 	}
 	for _, name := range sortedKeys(c.Connectors) {
 		conn := c.Connectors[name]
@@ -69,6 +68,56 @@ func (l *loader) validate(c *Config) {
 	for _, name := range sortedKeys(c.Syncs) {
 		l.checkSync(c, name, c.Syncs[name])
 	}
+}
+
+// MinSecretBytes is the shortest signing key a source accepts, in bytes
+// (after base64 decoding, for a whsec_ key).
+const MinSecretBytes = 16
+
+// checkSource checks a source's signing keys: exactly one of secrets and
+// insecure, and every key long enough to resist guessing.
+func (l *loader) checkSource(name string, src *Source) {
+	base := "sources." + name
+	if l.isBad(base + ".secrets") {
+		return
+	}
+	switch {
+	case len(src.Secrets) == 0 && !src.Insecure:
+		at := base
+		if _, ok := l.vals[base+".secrets"]; ok {
+			at = base + ".secrets"
+		}
+		l.errAt(at, "needs its signing keys: secrets: [\"${LEDGER_WEBHOOK_SECRET}\"] (Standard Webhooks, whsec_<base64>); "+
+			"or declare insecure: true to accept unsigned events from anyone who can reach the hub (demos and tests only)")
+	case len(src.Secrets) > 0 && src.Insecure:
+		l.errAt(base+".insecure", "a source with secrets is not insecure; remove insecure: true, or the secrets")
+	}
+	for i, sec := range src.Secrets {
+		p := fmt.Sprintf("%s.secrets[%d]", base, i)
+		if _, err := SecretKey(sec); err != nil {
+			l.errAt(p, "%v", err)
+		}
+	}
+}
+
+// SecretKey returns the HMAC key of a source secret: the base64 after
+// "whsec_" decoded, or the string's bytes. It refuses an empty key, bad
+// base64 and keys shorter than MinSecretBytes.
+func SecretKey(s Secret) ([]byte, error) {
+	v := s.Value()
+	var key []byte
+	if b64, ok := strings.CutPrefix(v, "whsec_"); ok {
+		var err error
+		if key, err = base64.StdEncoding.DecodeString(b64); err != nil {
+			return nil, fmt.Errorf("a whsec_ key must be followed by standard base64: %v", err)
+		}
+	} else {
+		key = []byte(v)
+	}
+	if len(key) < MinSecretBytes {
+		return nil, fmt.Errorf("a signing key must hold at least %d bytes (this one holds %d); make one with: echo whsec_$(head -c 32 /dev/urandom | base64)", MinSecretBytes, len(key))
+	}
+	return key, nil
 }
 
 func (l *loader) checkListen(addr string) {

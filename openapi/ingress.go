@@ -2,17 +2,16 @@ package openapi
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +57,9 @@ type Accepted struct {
 	Accepted int `json:"accepted"`
 	// IDs are their ids, in request order.
 	IDs []string `json:"ids"`
+	// Replayed is true when this signed delivery (its webhook-id and body)
+	// was accepted before: the events were not published again.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // incoming is one event of a request while it is checked.
@@ -133,7 +135,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 		s.unavailable(w, problemNotAccepting, "the hub is shutting down and no longer accepts events")
 		return
 	}
-	src, ok := s.cfg.Sources[name]
+	src, ok := s.sources[name]
 	if !ok {
 		s.metrics.rejected.WithLabelValues(labelUndeclaredSource, labelUnknownType, reasonUnknownSource).Inc()
 		p := &Problem{
@@ -145,20 +147,60 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 		writeProblem(w, p)
 		return
 	}
+	// A slot before the body is read: stalled or slow bodies hold at most
+	// MaxConcurrentIngress of them, the others are told to come back.
+	select {
+	case s.ingress <- struct{}{}:
+		defer func() { <-s.ingress }()
+	default:
+		s.rejectRequest(name, reasonTooBusy)
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Connection", "close")
+		p := &Problem{Type: problemTooBusy, Status: http.StatusTooManyRequests,
+			Detail: fmt.Sprintf("the hub is serving %d event requests already (http.max_concurrent_ingress); send this one again after Retry-After", cap(s.ingress))}
+		p.addErrors([]FieldError{requestFault("request", "must wait for a free slot: too many event requests at once")})
+		writeProblem(w, p)
+		return
+	}
 
 	body, ok := s.readBody(w, r, name)
 	if !ok {
 		return
 	}
-	if src.Secret != "" && !s.checkSignature(w, r, name, src.Secret, body) {
-		return
+	var dl delivery
+	signed := len(src.hooks) > 0
+	if signed {
+		if dl, ok = s.verifySignature(w, r, name, src, body); !ok {
+			return
+		}
 	}
 	mode, ok := s.ingressMode(w, r, name)
 	if !ok {
 		return
 	}
+	if signed && mode == modeBinary {
+		// A signature covers the body; binary mode's ce-* headers, which
+		// decide the event's type and subject, would go unsigned.
+		s.rejectRequest(name, reasonMediaType)
+		w.Header().Set("Accept-Post", ContentTypeStructured+", "+ContentTypeBatch)
+		p := &Problem{Type: problemMediaType, Status: http.StatusUnsupportedMediaType,
+			Detail: fmt.Sprintf("source %q is signed, and a signature covers the body only: binary mode's ce-* headers would go unsigned; send structured (%s) or batched (%s) mode", name, ContentTypeStructured, ContentTypeBatch)}
+		p.addErrors([]FieldError{requestFault("Content-Type", "must be "+ContentTypeStructured+" or "+ContentTypeBatch+" for a signed source")})
+		writeProblem(w, p)
+		return
+	}
+	if off := invalidUTF8(body); off >= 0 {
+		s.badJSON(w, name, int64(off), "the body is not valid UTF-8")
+		return
+	}
 	value, ok := s.parseJSON(w, name, body)
 	if !ok {
+		return
+	}
+	scanned := scanJSON(body)
+	if len(scanned) > 0 && scanned[len(scanned)-1].depth {
+		f := scanned[len(scanned)-1]
+		s.badJSON(w, name, int64(f.offset), fmt.Sprintf("the body nests deeper than %d levels", MaxJSONDepth))
 		return
 	}
 	if arr, isArr := value.([]any); mode == modeBatch && isArr && len(arr) > s.cfg.MaxBatchEvents {
@@ -187,6 +229,9 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 	}
 	for _, f := range bodyErr {
 		list.add(f)
+	}
+	for _, f := range scanned {
+		list.add(scanFault(mode, f, events))
 	}
 	if mode == modeBinary && len(events) == 1 {
 		for _, attr := range binaryAttributes[:5] {
@@ -242,7 +287,59 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 		}
 		events = unique
 	}
-	s.publish(w, name, w.Header().Get(headerRequestID), events)
+	reqID := w.Header().Get(headerRequestID)
+	out, ok := s.messages(w, name, reqID, mode, events)
+	if !ok {
+		return
+	}
+	if dl.replayed {
+		// Accepted before, with this very body: answer as then, publish
+		// nothing (a relay retrying after a lost answer, or a replay).
+		s.metrics.replayed.WithLabelValues(name).Inc()
+		s.logger.Debug("delivery replayed; not published again", "source", name, "request_id", reqID, "webhook_id", dl.id)
+		writeJSON(w, http.StatusAccepted, Accepted{Accepted: len(out.ids), IDs: out.ids, Replayed: true})
+		return
+	}
+	if !s.publish(w, name, reqID, events, out) {
+		return
+	}
+	if signed {
+		s.remember(r.Context(), name, src, dl)
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{Accepted: len(out.ids), IDs: out.ids})
+}
+
+// scanFault places a fault scanJSON found in the event it belongs to.
+func scanFault(mode ingressMode, f jsonFault, events []incoming) FieldError {
+	rule := fmt.Sprintf("%s (byte offset %d)", f.rule, f.offset)
+	idOf := func(i int) *string {
+		if i >= 0 && i < len(events) {
+			return events[i].id
+		}
+		return nil
+	}
+	switch mode {
+	case modeBatch:
+		if len(f.path) == 0 {
+			return requestFault("body", rule)
+		}
+		i, err := strconv.Atoi(f.path[0])
+		if err != nil {
+			return requestFault("body", rule)
+		}
+		field := fieldPath(f.path[1:])
+		if field == "" {
+			field = "event"
+		}
+		return FieldError{Event: &i, ID: idOf(i), Field: field, Rule: rule}
+	case modeBinary:
+		return FieldError{Event: intPtr(0), ID: idOf(0), Field: fieldPath(append([]string{"data"}, f.path...)), Rule: rule}
+	}
+	field := fieldPath(f.path)
+	if field == "" {
+		field = "event"
+	}
+	return FieldError{Event: intPtr(0), ID: idOf(0), Field: field, Rule: rule}
 }
 
 // readBody reads the whole body within MaxBodyBytes, answering 413 beyond.
@@ -282,40 +379,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, name string) (
 		return nil, false
 	}
 	return body, true
-}
-
-// checkSignature verifies X-Hub-Signature-256 against the raw body in
-// constant time, answering 401 when it is missing or wrong.
-func (s *Server) checkSignature(w http.ResponseWriter, r *http.Request, name, secret string, body []byte) bool {
-	const format = "sha256=<hex HMAC-SHA256 of the raw body, keyed with the source's secret>"
-	got := r.Header.Get(headerSignature)
-	var rule string
-	switch {
-	case got == "":
-		rule = "is required: " + format
-	default:
-		sig, err := hex.DecodeString(strings.TrimPrefix(got, "sha256="))
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(body)
-		switch {
-		case !strings.HasPrefix(got, "sha256=") || err != nil:
-			rule = "must be " + format
-		case !hmac.Equal(sig, mac.Sum(nil)):
-			rule = "must match the body: " + format
-		default:
-			return true
-		}
-	}
-	s.rejectRequest(name, reasonUnauthorized)
-	w.Header().Set("WWW-Authenticate", `HMAC-SHA256 header="X-Hub-Signature-256"`)
-	p := &Problem{
-		Type:   problemUnauthorized,
-		Status: http.StatusUnauthorized,
-		Detail: fmt.Sprintf("source %q requires a valid %s header", name, headerSignature),
-	}
-	p.addErrors([]FieldError{requestFault(headerSignature, rule)})
-	writeProblem(w, p)
-	return false
 }
 
 // ingressMode picks the CloudEvents mode from Content-Type, answering 415
@@ -371,6 +434,12 @@ func (s *Server) parseJSON(w http.ResponseWriter, name string, body []byte) (any
 	default:
 		offset, reason = dec.InputOffset(), err.Error()
 	}
+	s.badJSON(w, name, offset, reason)
+	return nil, false
+}
+
+// badJSON answers 400 for a body that cannot be read as JSON.
+func (s *Server) badJSON(w http.ResponseWriter, name string, offset int64, reason string) {
 	s.rejectRequest(name, reasonInvalidJSON)
 	p := &Problem{
 		Type:   problemInvalidJSON,
@@ -380,7 +449,6 @@ func (s *Server) parseJSON(w http.ResponseWriter, name string, body []byte) (any
 	}
 	p.addErrors([]FieldError{requestFault("body", fmt.Sprintf("must be valid JSON (%s at byte offset %d)", reason, offset))})
 	writeProblem(w, p)
-	return nil, false
 }
 
 // eventsOf lists the events of a parsed body. In binary mode the one event
@@ -524,7 +592,12 @@ func (s *Server) visitEvent(ev map[string]any) []validationFault {
 }
 
 // versionRule is the hub's rule for data.version beyond the schema's.
-const versionRule = "must be an integer from 0 to 9223372036854775807 written without fraction or exponent"
+const versionRule = "must be an integer from 0 to 9007199254740991 (2^53-1, the largest every JSON reader carries exactly) written without fraction or exponent"
+
+// attributeNameRE is a CloudEvents attribute name: lower-case ASCII letters
+// and digits. It also keeps case variants out: "Data" beside "data" would be
+// read as data by a case-insensitive decoder.
+var attributeNameRE = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
 
 // hubRules checks what hub.yaml cannot express, on an event that matches it.
 func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
@@ -535,14 +608,26 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 		}
 		out = append(out, FieldError{Event: &i, ID: ev.id, Field: field, Rule: rule})
 	}
+	if mode != modeBinary {
+		for _, attr := range slices.Sorted(maps.Keys(ev.value)) {
+			if !attributeNameRE.MatchString(attr) {
+				fault(attr, "is not a CloudEvents attribute name: lower-case letters a-z and digits 0-9, at most 20 (the attributes are specversion, id, source, type, subject, time, datacontenttype, data)")
+			}
+		}
+	}
+	subject, _ := ev.value["subject"].(string)
 	for _, attr := range []string{"id", "source", "subject"} {
-		if v, _ := ev.value[attr].(string); hasControl(v) {
+		v, _ := ev.value[attr].(string)
+		if hasControl(v) {
 			fault(attr, "must not contain control characters (U+0000 to U+001F, U+007F): it travels in a bus message header")
+		}
+		if len(v) > MaxIDBytes {
+			fault(attr, fmt.Sprintf("must be at most %d bytes (Salesforce's external id limit; it travels in a bus message header); this one is %d", MaxIDBytes, len(v)))
 		}
 	}
 	data, _ := ev.value["data"].(map[string]any)
 	if n, ok := data["version"].(json.Number); ok {
-		if v, err := strconv.ParseInt(string(n), 10, 64); err != nil || v < 0 {
+		if v, err := strconv.ParseInt(string(n), 10, 64); err != nil || v < 0 || v > MaxVersion {
 			fault("data.version", versionRule)
 		}
 	}
@@ -552,20 +637,48 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 		}
 	}
 	if ev.typ == event.TypeSegmentChanged {
-		if seg, _ := data["segment_id"].(string); seg != ev.value["subject"] {
-			fault("data.segment_id", "must equal subject")
+		if seg, _ := data["segment_id"].(string); seg != subject {
+			fault("data.segment_id", fmt.Sprintf("must equal subject (%q); it is %q", subject, seg))
+		}
+		if strings.Contains(subject, ":") {
+			fault("subject", "must not contain ':' in a segment event: it separates segment and member in membership keys (SEGMENT:MEMBER)")
 		}
 		added := map[string]bool{}
-		for _, m := range asStrings(data["added"]) {
+		for j, m := range asStrings(data["added"]) {
 			added[m] = true
+			memberRules(fault, fmt.Sprintf("data.added[%d]", j), m)
 		}
 		for j, m := range asStrings(data["removed"]) {
 			if added[m] {
 				fault(fmt.Sprintf("data.removed[%d]", j), fmt.Sprintf("must not also be in data.added (member %q)", m))
 			}
+			memberRules(fault, fmt.Sprintf("data.removed[%d]", j), m)
+		}
+		return out
+	}
+	// The key is the subject: the version guard orders it, and the mapping
+	// writes data.id as the target's external id. They must be one value.
+	if id, present := data["id"]; present {
+		switch id := id.(type) {
+		case string:
+			if id != subject {
+				fault("data.id", fmt.Sprintf("must equal subject: subject is %q, data.id is %q (the version guard orders the subject, the target is written by data.id)", subject, id))
+			}
+		default:
+			fault("data.id", fmt.Sprintf("must be a string equal to subject (%q)", subject))
 		}
 	}
 	return out
+}
+
+// memberRules bounds a member id of a segment change like a subject.
+func memberRules(fault func(field, rule string), field, m string) {
+	if hasControl(m) {
+		fault(field, "must not contain control characters (U+0000 to U+001F, U+007F)")
+	}
+	if len(m) > MaxIDBytes {
+		fault(field, fmt.Sprintf("must be at most %d bytes; this one is %d", MaxIDBytes, len(m)))
+	}
 }
 
 func asStrings(v any) []string {
@@ -624,51 +737,88 @@ func invalidDetail(mode ingressMode, events []incoming, faults []FieldError) str
 	return fmt.Sprintf("%d of %d events are invalid; nothing was published", len(bad), len(events))
 }
 
-// publish stores the events on the bus, one Publish per topic, and answers
-// 202 only when every call succeeded.
-func (s *Server) publish(w http.ResponseWriter, name, reqID string, events []incoming) {
-	var topics []string
-	byTopic := map[string][]*message.Message{}
-	ids := make([]string, 0, len(events))
-	types := make([]string, 0, len(events))
-	for _, in := range events {
+// built are a request's events as bus messages, by topic.
+type built struct {
+	topics  []string
+	byTopic map[string][]*message.Message
+	ids     []string
+	types   []string
+}
+
+// messages builds the bus messages of validated events. An event larger
+// than the bus stores (MaxEventBytes) is refused with 422 here: it would
+// fail on the bus on every retry.
+func (s *Server) messages(w http.ResponseWriter, name, reqID string, mode ingressMode, events []incoming) (built, bool) {
+	out := built{byTopic: map[string][]*message.Message{}, ids: make([]string, 0, len(events)), types: make([]string, 0, len(events))}
+	var list faultList
+	for i, in := range events {
 		ev, err := toEvent(name, in)
+		var msg *message.Message
 		if err == nil {
-			var msg *message.Message
-			if msg, err = ev.ToMessage(); err == nil {
-				middleware.SetCorrelationID(reqID, msg)
-				topic := ev.Topic()
-				if _, seen := byTopic[topic]; !seen {
-					topics = append(topics, topic)
-				}
-				byTopic[topic] = append(byTopic[topic], msg)
-				ids = append(ids, ev.ID)
-				types = append(types, ev.Type)
+			msg, err = ev.ToMessage()
+		}
+		if err != nil {
+			// Validation guarantees every field; reaching here is a bug.
+			s.logger.Error("building a validated event failed", "source", name, "request_id", reqID, "error", err)
+			s.rejectEvents(name, events, reasonInvalid)
+			writeProblem(w, &Problem{Type: problemInternal, Status: http.StatusInternalServerError,
+				Detail: "building the events failed; nothing was published"})
+			return built{}, false
+		}
+		if max := s.cfg.MaxEventBytes; max > 0 {
+			if size := messageSize(msg); size > max {
+				list.add(FieldError{Event: intPtr(i), ID: in.id, Field: "event",
+					Rule: fmt.Sprintf("must be at most %d bytes as the bus stores it (data, attributes and headers); this one is %d", max, size)})
 				continue
 			}
 		}
-		// Validation guarantees every field; reaching here is a bug.
-		s.logger.Error("building a validated event failed", "source", name, "request_id", reqID, "error", err)
-		s.rejectEvents(name, events, reasonInvalid)
-		writeProblem(w, &Problem{Type: problemInternal, Status: http.StatusInternalServerError,
-			Detail: "building the events failed; nothing was published"})
-		return
+		middleware.SetCorrelationID(reqID, msg)
+		topic := ev.Topic()
+		if _, seen := out.byTopic[topic]; !seen {
+			out.topics = append(out.topics, topic)
+		}
+		out.byTopic[topic] = append(out.byTopic[topic], msg)
+		out.ids = append(out.ids, ev.ID)
+		out.types = append(out.types, ev.Type)
 	}
-	for i, topic := range topics {
-		if err := s.pub.Publish(topic, byTopic[topic]...); err != nil {
+	if len(list.list) > 0 {
+		s.rejectEvents(name, events, reasonInvalid)
+		p := &Problem{Type: problemInvalidEvents, Status: http.StatusUnprocessableEntity, Detail: invalidDetail(mode, events, list.list)}
+		p.addErrors(list.sorted())
+		writeProblem(w, p)
+		return built{}, false
+	}
+	return out, true
+}
+
+// messageSize is about what a message takes on the bus: its payload and
+// its headers.
+func messageSize(m *message.Message) int {
+	n := len(m.Payload) + len(m.UUID) + 64
+	for k, v := range m.Metadata {
+		n += len(k) + len(v) + 4
+	}
+	return n
+}
+
+// publish stores the built events on the bus, one Publish per topic, and
+// reports whether every call succeeded; if not it has answered 503.
+func (s *Server) publish(w http.ResponseWriter, name, reqID string, events []incoming, out built) bool {
+	for i, topic := range out.topics {
+		if err := s.pub.Publish(topic, out.byTopic[topic]...); err != nil {
 			s.logger.Error("publishing events failed", "source", name, "topic", topic, "request_id", reqID,
-				"events", len(byTopic[topic]), "topics_already_published", i, "error", err)
+				"events", len(out.byTopic[topic]), "topics_already_published", i, "error", err)
 			s.rejectEvents(name, events, reasonPublishFailed)
 			s.unavailable(w, problemPublishFailed,
 				"the bus did not store the events; send the same request again (re-sent events are skipped by the version guard)")
-			return
+			return false
 		}
 	}
-	for _, t := range types {
+	for _, t := range out.types {
 		s.metrics.accepted.WithLabelValues(name, t).Inc()
 	}
-	s.logger.Debug("events accepted", "source", name, "request_id", reqID, "events", len(ids), "topics", topics)
-	writeJSON(w, http.StatusAccepted, Accepted{Accepted: len(ids), IDs: ids})
+	s.logger.Debug("events accepted", "source", name, "request_id", reqID, "events", len(out.ids), "topics", out.topics)
+	return true
 }
 
 // toEvent builds the pipeline's envelope from a validated event.

@@ -30,12 +30,15 @@ const (
 	reasonTooMany       = "too_many_events"
 	reasonInvalid       = "invalid"
 	reasonPublishFailed = "publish_failed"
+	reasonTooBusy       = "too_busy"
+	reasonConflict      = "delivery_conflict"
 )
 
 type metrics struct {
 	accepted *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	replayed *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to answer an HTTP request, by OpenAPI operation id, method and status code.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"operation", "method", "code"}),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyaltyhub_ingress_deliveries_replayed_total",
+			Help: "Signed deliveries received again inside their source's tolerance window: answered 202 as before, not published again. By source.",
+		}, []string{"source"}),
 	}
 	var err error
 	m.accepted, err = register(reg, m.accepted)
@@ -65,6 +72,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.duration, err = register(reg, m.duration)
+	if err != nil {
+		return nil, err
+	}
+	m.replayed, err = register(reg, m.replayed)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,8 @@ const (
 	problemNotReady       = "urn:loyaltyhub:problem:not-ready"
 	problemPublishFailed  = "urn:loyaltyhub:problem:publish-failed"
 	problemInternal       = "urn:loyaltyhub:problem:internal"
+	problemTooBusy        = "urn:loyaltyhub:problem:too-busy"
+	problemReplayConflict = "urn:loyaltyhub:problem:delivery-conflict"
 )
 
 // Problem is an RFC 9457 problem detail, the body of every 4xx and 5xx

@@ -22,6 +22,8 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
 )
 
 // Defaults of ServerConfig.
@@ -32,11 +34,21 @@ const (
 	DefaultMaxBatchEvents = 1000
 	// DefaultRetryAfter is the default ServerConfig.RetryAfter.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultTolerance is the default SourceConfig.Tolerance.
+	DefaultTolerance = 5 * time.Minute
+	// DefaultMaxConcurrentIngress is the default ServerConfig.MaxConcurrentIngress.
+	DefaultMaxConcurrentIngress = 64
+	// MaxIDBytes bounds an event's id, source and subject (and a member id
+	// in a segment change), in bytes: 255 is Salesforce's external id limit,
+	// and each travels in a bus message header.
+	MaxIDBytes = event.MaxKeyBytes
+	// MaxVersion is the largest data.version accepted: 2^53-1, the largest
+	// integer every JSON reader carries exactly.
+	MaxVersion = event.MaxVersion
 )
 
 const (
 	headerRequestID  = "X-Request-Id"
-	headerSignature  = "X-Hub-Signature-256"
 	maxRequestIDLen  = 128
 	sourceNameSyntax = `^[a-z0-9][a-z0-9_-]{0,62}$`
 )
@@ -46,10 +58,18 @@ var sourceNameRE = regexp.MustCompile(sourceNameSyntax)
 // SourceConfig is one declared source of events: a system allowed to POST to
 // /v1/events/{source}.
 type SourceConfig struct {
-	// Secret is the HMAC-SHA256 key of the source's webhook signatures. When
-	// set, every request must carry X-Hub-Signature-256: sha256=<hex HMAC of
-	// the raw body>. Empty (the default) accepts unsigned requests. Never logged.
-	Secret string
+	// Keys are the source's signing keys (raw HMAC-SHA256 keys, at least
+	// one unless Insecure): every request must carry a Standard Webhooks
+	// signature (webhook-id, webhook-timestamp, webhook-signature) made with
+	// one of them. Several keys allow rotation. Never logged.
+	Keys [][]byte
+	// Tolerance is how far webhook-timestamp may be from the hub's clock,
+	// and how long an accepted delivery id is remembered against replays.
+	// Default 5m.
+	Tolerance time.Duration
+	// Insecure accepts unsigned requests. Exactly one of Keys and Insecure
+	// must be set; the server logs a warning for every insecure source.
+	Insecure bool
 }
 
 // ServerConfig configures a Server.
@@ -81,6 +101,17 @@ type ServerConfig struct {
 	// AdminToken, when set, is the bearer token the admin API requires;
 	// when empty, the admin API answers only loopback requests.
 	AdminToken string
+	// Deliveries remembers accepted signed deliveries against replays (the
+	// state store). Nil keeps them in this process's memory.
+	Deliveries Deliveries
+	// MaxConcurrentIngress is the most POST /v1/events requests served at
+	// once; more get 429 with Retry-After before their bodies are read.
+	// Default 64.
+	MaxConcurrentIngress int
+	// MaxEventBytes is the largest event the bus stores (its message size
+	// limit, headers included); a larger event is refused with 422 rather
+	// than failing on the bus again and again. 0: no limit of its own.
+	MaxEventBytes int
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -92,6 +123,15 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.MaxConcurrentIngress == 0 {
+		c.MaxConcurrentIngress = DefaultMaxConcurrentIngress
+	}
+	for name, src := range c.Sources {
+		if src.Tolerance == 0 {
+			src.Tolerance = DefaultTolerance
+			c.Sources[name] = src
+		}
 	}
 	if c.Metrics == nil {
 		c.Metrics = prometheus.DefaultGatherer
@@ -116,6 +156,21 @@ func (c *ServerConfig) Validate() error {
 		if !sourceNameRE.MatchString(name) {
 			errs = append(errs, fmt.Errorf("sources: name %q must match %s (lowercase letters, digits, '_' and '-')", name, sourceNameSyntax))
 		}
+		src := c.Sources[name]
+		switch {
+		case len(src.Keys) == 0 && !src.Insecure:
+			errs = append(errs, fmt.Errorf("sources: %q has no signing keys; give it keys, or declare it insecure to accept unsigned requests", name))
+		case len(src.Keys) > 0 && src.Insecure:
+			errs = append(errs, fmt.Errorf("sources: %q has signing keys and is declared insecure; choose one", name))
+		}
+		for i, k := range src.Keys {
+			if len(k) == 0 {
+				errs = append(errs, fmt.Errorf("sources: %q: key %d is empty", name, i))
+			}
+		}
+		if src.Tolerance < 0 {
+			errs = append(errs, fmt.Errorf("sources: %q: tolerance %s must be positive", name, src.Tolerance))
+		}
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: %d must be positive (0 means the default, %d)", c.MaxBodyBytes, DefaultMaxBodyBytes))
@@ -125,6 +180,12 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("retry_after: %s must be positive (0 means the default, %s)", c.RetryAfter, DefaultRetryAfter))
+	}
+	if c.MaxConcurrentIngress < 0 {
+		errs = append(errs, fmt.Errorf("max_concurrent_ingress: %d must be positive (0 means the default, %d)", c.MaxConcurrentIngress, DefaultMaxConcurrentIngress))
+	}
+	if c.MaxEventBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_event_bytes: %d must be 0 (no limit) or positive", c.MaxEventBytes))
 	}
 	if c.Registerer == nil {
 		errs = append(errs, errors.New("registerer: required when Metrics is not a prometheus.Registerer"))
@@ -145,8 +206,11 @@ type Server struct {
 	// eventSchema is components.schemas.CloudEvent, to check binary-mode events.
 	eventSchema *openapi3.Schema
 	accepting   atomic.Bool
-	sourceList  string // declared source names, sorted, for error messages
-	retryAfter  string // Retry-After header value, in seconds
+	sources     map[string]*source
+	deliveries  Deliveries
+	ingress     chan struct{} // a slot per request being served
+	sourceList  string        // declared source names, sorted, for error messages
+	retryAfter  string        // Retry-After header value, in seconds
 }
 
 // operationHandler serves one operation of hub.yaml. The request has been
@@ -221,11 +285,23 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 			}
 		}
 	}
-	for name, src := range cfg.Sources {
-		if src.Secret == "" {
-			logger.Warn("source accepts unsigned events: set a secret to require X-Hub-Signature-256", "source", name)
+	s.sources = make(map[string]*source, len(cfg.Sources))
+	for _, name := range slices.Sorted(maps.Keys(cfg.Sources)) {
+		src, err := newSource(cfg.Sources[name])
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", name, err)
+		}
+		s.sources[name] = src
+		if cfg.Sources[name].Insecure {
+			logger.Warn("INSECURE SOURCE: it accepts unsigned events, so anyone who can reach this port can create, change and delete members through it; "+
+				"give it secrets (Standard Webhooks keys) before it faces a real ledger", "source", name)
 		}
 	}
+	s.deliveries = cfg.Deliveries
+	if s.deliveries == nil {
+		s.deliveries = &memoryDeliveries{}
+	}
+	s.ingress = make(chan struct{}, cfg.MaxConcurrentIngress)
 	s.accepting.Store(true)
 	return s, nil
 }

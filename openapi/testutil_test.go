@@ -3,15 +3,15 @@ package openapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	ledgeremu "github.com/loyaltyhub/loyaltyhub/connectors/ledger/emulator"
 	"github.com/loyaltyhub/loyaltyhub/openapi"
 )
 
@@ -69,8 +70,8 @@ type testServer struct {
 
 const ledgerSecret = "s3cret-ledger-key"
 
-// newTestServer declares sources "ledger" (with a secret), "crm" and "cdp"
-// (without). mod may change the config before the server is built.
+// newTestServer declares sources "ledger" (signed with ledgerSecret), "crm"
+// and "cdp" (insecure). mod may change the config before the server is built.
 func newTestServer(t *testing.T, pub *recordingPublisher, mod func(*openapi.ServerConfig)) *testServer {
 	t.Helper()
 	if pub == nil {
@@ -79,9 +80,9 @@ func newTestServer(t *testing.T, pub *recordingPublisher, mod func(*openapi.Serv
 	reg := prometheus.NewRegistry()
 	cfg := openapi.ServerConfig{
 		Sources: map[string]openapi.SourceConfig{
-			"ledger": {Secret: ledgerSecret},
-			"crm":    {},
-			"cdp":    {},
+			"ledger": {Keys: [][]byte{[]byte(ledgerSecret)}},
+			"crm":    {Insecure: true},
+			"cdp":    {Insecure: true},
 		},
 		Metrics: reg,
 	}
@@ -176,11 +177,26 @@ func checkAgainstSpec(t *testing.T, req request, res response) {
 	require.NoError(t, err, "the %d answer to %s %s does not match hub.yaml; body: %s", res.status, req.method, req.path, res.body)
 }
 
-// sign is the X-Hub-Signature-256 value of body under secret.
-func sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+// sign returns the Standard Webhooks headers of one delivery of body, signed
+// with secret now: a fresh delivery id each call unless id is given.
+func sign(secret string, body []byte, id ...string) map[string]string {
+	return signAt(secret, body, time.Now(), id...)
+}
+
+var deliveries atomic.Int64
+
+// signAt is sign at a given time.
+func signAt(secret string, body []byte, at time.Time, id ...string) map[string]string {
+	msgID := fmt.Sprintf("msg_test_%d_%d", time.Now().UnixNano(), deliveries.Add(1))
+	if len(id) > 0 {
+		msgID = id[0]
+	}
+	h := http.Header{}
+	if err := ledgeremu.Sign(h, secret, msgID, at, body); err != nil {
+		panic(err)
+	}
+	return map[string]string{"webhook-id": h.Get("webhook-id"), "webhook-timestamp": h.Get("webhook-timestamp"),
+		"webhook-signature": h.Get("webhook-signature")}
 }
 
 // ev builds a structured event as a JSON object; mod may change it.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/tidwall/gjson"
@@ -141,7 +144,7 @@ func (p *Poller) poll(ctx context.Context) (bool, error) {
 		if err != nil {
 			// A change the hub cannot take is logged whole, so it can be
 			// found and fixed at the source; it does not stop the feed.
-			p.logger.Error("change refused", "index", i, "id", ch.ID, "err", err, "change", string(mustJSON(ch)))
+			p.logger.Error("change refused", "index", i, "id", truncate(ch.ID, 300), "err", err, "change", truncate(string(mustJSON(ch)), 4096))
 			continue
 		}
 		msg, err := ev.ToMessage()
@@ -182,12 +185,29 @@ func (p *Poller) toEvent(ch connectors.Change) (*event.Event, error) {
 	if ch.Subject == "" {
 		errs = append(errs, errors.New("subject is empty"))
 	}
-	if ch.Version < 0 {
-		errs = append(errs, fmt.Errorf("version %d is negative", ch.Version))
+	if ch.Version < 0 || ch.Version > event.MaxVersion {
+		errs = append(errs, fmt.Errorf("version %d is not from 0 to %d", ch.Version, int64(event.MaxVersion)))
+	}
+	for name, v := range map[string]string{"id": ch.ID, "subject": ch.Subject} {
+		if len(v) > event.MaxKeyBytes {
+			errs = append(errs, fmt.Errorf("%s is %d bytes; at most %d", name, len(v), event.MaxKeyBytes))
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) || !utf8.ValidString(v) {
+			errs = append(errs, fmt.Errorf("%s must be UTF-8 without control characters", name))
+		}
 	}
 	data := ch.Data
 	if !gjson.ValidBytes(data) || !gjson.ParseBytes(data).IsObject() {
 		errs = append(errs, errors.New("data is not a JSON object"))
+	} else {
+		// One key and one version, whoever reads them: the guard reads
+		// the change's, the mapping reads the data's.
+		if v := gjson.GetBytes(data, "version"); v.Exists() && (v.Type != gjson.Number || v.Raw != strconv.FormatInt(ch.Version, 10)) {
+			errs = append(errs, fmt.Errorf("data.version %s differs from the change's version %d", v.Raw, ch.Version))
+		}
+		if id := gjson.GetBytes(data, "id"); id.Exists() && (id.Type != gjson.String || id.Str != ch.Subject) {
+			errs = append(errs, fmt.Errorf("data.id %s differs from the change's subject %q", id.Raw, ch.Subject))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -209,4 +229,13 @@ func (p *Poller) toEvent(ch connectors.Change) (*event.Event, error) {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// truncate keeps log lines bounded: a hostile source's 64 KiB id is
+// logged as its first n bytes.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("... (%d bytes)", len(s))
 }

@@ -48,7 +48,7 @@ func TestDeadLetterListAndReplayAfterFix(t *testing.T) {
 	hubURL := "http://" + h.addr
 
 	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 5, Events: 5, Seed: 5})
-	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), plan.Deliveries, nil))
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), Secret: e2eKey}).Send(context.Background(), plan.Deliveries, nil))
 
 	var out string
 	require.Eventually(t, func() bool {
@@ -122,7 +122,7 @@ func TestMappingPreviewByKeyFromTheRunningHub(t *testing.T) {
 	h := newHub(t, o, hubSetup{})
 	h.start()
 	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 3, Events: 30, Seed: 11})
-	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), plan.Deliveries, nil))
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), Secret: e2eKey}).Send(context.Background(), plan.Deliveries, nil))
 	h.waitDrained(plan, 30*time.Second)
 
 	var id string
@@ -268,7 +268,7 @@ func TestDLQOperatorsAndReadersThroughTheCLI(t *testing.T) {
 	}
 
 	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 5, Events: 5, Seed: 5})
-	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), plan.Deliveries, nil))
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), Secret: e2eKey}).Send(context.Background(), plan.Deliveries, nil))
 	var out string
 	require.Eventually(t, func() bool {
 		out, err = as(viewerToken, "syncs")
@@ -324,7 +324,7 @@ func TestDLQOperatorsAndReadersThroughTheCLI(t *testing.T) {
 		}
 	}
 	newer.ID, newer.Data.Version = "evt-newer", newer.Data.Version+10
-	require.NoError(t, (&ledgeremu.Sender{URL: h.url()}).Send(context.Background(), []ledgeremu.CloudEvent{newer}, nil))
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), Secret: e2eKey}).Send(context.Background(), []ledgeremu.CloudEvent{newer}, nil))
 	require.Eventually(t, func() bool {
 		out, err = as(viewerToken, "dlq", "list", "--superseded")
 		return err == nil && strings.Contains(out, "1 dead letter(s), 1 superseded")

@@ -160,6 +160,8 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 
 	writers := map[string]connectors.Writer{}
 	maxBatch := map[string]int{}
+	keys := map[string]connectors.KeyMatch{}
+	breakers := map[string]*pipeline.Breaker{}
 	readers := map[string]connectors.Reader{}
 	for _, c := range cfg.ConnectorList() {
 		conn, err := startConnector(ctx, c, logger)
@@ -174,8 +176,14 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: describe: %w", c.Name, err)
 		}
-		writers[c.Name], maxBatch[c.Name] = conn, d.MaxBatch
+		switch d.Keys {
+		case connectors.KeysExact, connectors.KeysCaseInsensitive:
+		default:
+			return nil, fmt.Errorf("connector %s: describe says its target compares keys %q; the hub knows %q (exact) and %q", c.Name, d.Keys, connectors.KeysExact, connectors.KeysCaseInsensitive)
+		}
+		writers[c.Name], maxBatch[c.Name], keys[c.Name] = conn, d.MaxBatch, d.Keys
 		readers[c.Name] = conn
+		breakers[c.Name] = pipeline.NewBreaker(c.Name, pipeline.BreakerConfig{}, metrics, logger.With("component", "breaker"))
 	}
 
 	// Each sync runs on the replica holding its lease (see pipeline.Leased).
@@ -198,6 +206,7 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 			BatchSize: size, BatchWindow: s.Batch.Window, Inflight: s.Inflight,
 			MaxAttempts: s.Retry.MaxAttempts, InitialInterval: s.Retry.InitialInterval,
 			MaxInterval: s.Retry.MaxInterval, Multiplier: s.Retry.Multiplier, RateLimit: s.RateLimit,
+			Keys: keys[s.To], Breaker: breakers[s.To],
 		}, mapperFor(maps.mappings[s.Name]), writers[s.To], a.store, metrics, logger)
 		if err != nil {
 			return nil, err
@@ -220,7 +229,15 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 
 	sources := map[string]openapi.SourceConfig{}
 	for _, src := range cfg.SourceList() {
-		sources[src.Name] = openapi.SourceConfig{Secret: src.Secret.Value()}
+		sc := openapi.SourceConfig{Tolerance: src.Tolerance, Insecure: src.Insecure}
+		for i, sec := range src.Secrets {
+			key, err := config.SecretKey(sec)
+			if err != nil {
+				return nil, fmt.Errorf("sources.%s.secrets[%d]: %w", src.Name, i, err)
+			}
+			sc.Keys = append(sc.Keys, key)
+		}
+		sources[src.Name] = sc
 	}
 	a.server, err = openapi.NewServer(openapi.ServerConfig{
 		Sources:        sources,
@@ -231,6 +248,11 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		Ready:          func() error { return nil },
 		Admin:          adminAPI{a},
 		AdminToken:     cfg.HTTP.AdminToken.Value(),
+		Deliveries:     a.store,
+		// The bus refuses a message over its max payload on every try:
+		// ingress refuses such an event at once instead.
+		MaxEventBytes:        a.bus.MaxMessageBytes(),
+		MaxConcurrentIngress: cfg.HTTP.MaxConcurrentIngress,
 	}, a.bus.Publisher(), logger.With("component", "http"))
 	if err != nil {
 		return nil, err
@@ -239,7 +261,15 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	a.http = &http.Server{Handler: a.server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.http = &http.Server{
+		Handler:           a.server.Handler(),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelDebug),
+	}
 	return a, nil
 }
 

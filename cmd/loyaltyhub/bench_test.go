@@ -38,7 +38,7 @@ func BenchmarkEndToEnd10000(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		sender := &ledgeremu.Sender{URL: "http://" + a.listener.Addr().String() + "/v1/events/ledger", BatchSize: 100}
+		sender := &ledgeremu.Sender{URL: "http://" + a.listener.Addr().String() + "/v1/events/ledger", Secret: e2eKey, BatchSize: 100}
 		if err := sender.Send(ctx, plan.Deliveries, nil); err != nil {
 			b.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func TestEndToEndSegmentsToMarketingCloud(t *testing.T) {
 http: {listen: %q}
 progress: {interval: 1s}
 sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   mc:
     type: marketingcloud
@@ -108,7 +108,7 @@ syncs:
 	deliveries = append(deliveries, changes[2], again)
 	deliveries = append(deliveries, changes[8:]...)
 	deliveries = append(deliveries, changes[4:8]...)
-	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 3}
+	sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 3}
 	require.NoError(t, sender.SendSegments(context.Background(), deliveries))
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -218,7 +218,7 @@ func TestEndToEndTransactionsWaitForTheirMember(t *testing.T) {
 	h.writeConfig(fmt.Sprintf(`data_dir: %s
 http: {listen: %q}
 sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce
@@ -246,7 +246,7 @@ syncs:
 		members = append(members, id)
 	}
 	txns := ledgeremu.NewTransactions(members, 120, 0, 3, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC))
-	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 50}
+	sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 50}
 	require.NoError(t, sender.SendTransactions(context.Background(), txns)) // before any member
 	time.Sleep(500 * time.Millisecond)
 	assert.Empty(t, o.Records("TransactionJournal"), "no member yet: the transactions wait")

@@ -6,8 +6,11 @@ package main
 // Salesforce emulator, and ledger traffic posted over HTTP.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -153,6 +156,24 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// e2eKey signs the end-to-end tests' deliveries: newHub's ledger source
+// requires it, and every test sender uses it.
+const e2eKey = "whsec_ZTJlLXRlc3Qta2V5LWZvci10aGUtbGVkZ2VyLXNvdXJjZQ=="
+
+// signedPost posts body to a newHub's ingress, signed with e2eKey.
+func signedPost(url, contentType string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	sum := sha256.Sum256(body)
+	if err := ledgeremu.Sign(req.Header, e2eKey, "msg_"+hex.EncodeToString(sum[:8]), time.Now(), body); err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
 // newHub writes a config for o into a temp dir.
 func newHub(t testing.TB, o *org, s hubSetup) *hub {
 	t.Helper()
@@ -173,7 +194,7 @@ func newHub(t testing.TB, o *org, s hubSetup) *hub {
 		fmt.Fprintf(&b, "replica: {lease_ttl: %s}\n", s.leaseTTL)
 	}
 	fmt.Fprintf(&b, `sources:
-  ledger: {}
+  ledger: {secrets: [%q]}       # the senders sign with it (Standard Webhooks)
 connectors:
   crm:
     type: salesforce
@@ -191,7 +212,7 @@ syncs:
     mapping: %q
     batch: %s
     retry: {max_attempts: 20, initial_interval: 50ms, max_interval: 1s}
-`, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, cmp.Or(s.bulkThreshold, 2000), syncLPM, lpm, extID, mapping,
+`, e2eKey, o.URL(), sfemu.DefaultClientID, sfemu.DefaultClientSecret, cmp.Or(s.bulkThreshold, 2000), syncLPM, lpm, extID, mapping,
 		cmp.Or(s.batch, "{size: 200, window: 50ms}"))
 	h.writeConfig(b.String())
 	return h
@@ -378,7 +399,7 @@ func checkOutcomes(t *testing.T, driver, dsn string, plan *ledgeremu.Plan) store
 func sendAsync(h *hub, evs []ledgeremu.CloudEvent) <-chan error {
 	sent := make(chan error, 1)
 	go func() {
-		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 3 * time.Minute}
+		sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 100, RetryFor: 3 * time.Minute}
 		sent <- sender.Send(context.Background(), evs, nil)
 	}()
 	return sent
@@ -393,7 +414,7 @@ func TestEndToEnd10000Events(t *testing.T) {
 	h := newHub(t, o, hubSetup{})
 	h.start()
 	plan := e2ePlan()
-	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100}
+	sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 100}
 	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
 	waitConverged(t, o, plan, 2*time.Minute)
 	h.waitDrained(plan, time.Minute)
@@ -413,7 +434,7 @@ func TestEndToEndBacklogThroughBulkAPI(t *testing.T) {
 	h := newHub(t, o, hubSetup{batch: "{size: 5000, window: 2s}", bulkThreshold: 300})
 	h.start()
 	plan := e2ePlan()
-	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 500}
+	sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 500}
 	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
 	waitConverged(t, o, plan, 2*time.Minute)
 	h.waitDrained(plan, time.Minute)
@@ -437,7 +458,7 @@ func TestEndToEndBackfillAfterTheOrgIsReset(t *testing.T) {
 	h := newHub(t, o, hubSetup{batch: "{size: 5000, window: 500ms}", bulkThreshold: 300})
 	h.start()
 	plan := e2ePlan()
-	sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 500}
+	sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 500}
 	require.NoError(t, sender.Send(context.Background(), plan.Deliveries, nil))
 	waitConverged(t, o, plan, 2*time.Minute)
 	h.waitDrained(plan, time.Minute)
@@ -609,7 +630,7 @@ func TestSoakRepeatedHubKills(t *testing.T) {
 	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 3000, Events: 30000, DuplicateRate: 0.1, ReorderRate: 0.1, Seed: 99})
 	sent := make(chan error, 1)
 	go func() {
-		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 5 * time.Minute}
+		sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 100, RetryFor: 5 * time.Minute}
 		sent <- sender.Send(context.Background(), plan.Deliveries, func(int) { time.Sleep(20 * time.Millisecond) })
 	}()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))

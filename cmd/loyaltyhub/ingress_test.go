@@ -58,7 +58,7 @@ func TestBadInputNeverReachesTheBus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, err := http.Post(url, c.contentType, strings.NewReader(c.body))
+			resp, err := signedPost(url, c.contentType, []byte(c.body))
 			require.NoError(t, err)
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
@@ -77,7 +77,7 @@ func TestBadInputNeverReachesTheBus(t *testing.T) {
 	assert.Zero(t, n, "the bus holds nothing of the rejected requests")
 
 	b, _ := json.Marshal(good("e-good"))
-	resp, err := http.Post(url, "application/cloudevents+json", bytes.NewReader(b))
+	resp, err := signedPost(url, "application/cloudevents+json", b)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
@@ -90,7 +90,7 @@ func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte(`sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce

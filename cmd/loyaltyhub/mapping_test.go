@@ -97,7 +97,7 @@ cases:
     data: {id: M4}
     want: {Key__c: M4}
 `,
-		"hub.yaml": `sources: {ledger: {}}
+		"hub.yaml": `sources: {ledger: {insecure: true}}
 connectors:
   crm: {type: salesforce, config: {client_id: x, client_secret: y}}
 syncs:
@@ -157,7 +157,7 @@ func TestMappingTestInput(t *testing.T) {
 		"data.json":    `{"id":"M-000001","version":3,"email":"ada@example.com","tier":"gold","status":"active","points_balance":120,"enrolled_at":"2026-01-01T00:00:00Z"}`,
 		"bad.json":     `{"id":"M-000002","version":1,"status":"active","tier":"diamond","enrolled_at":"2026-01-01T00:00:00Z"}`,
 		"segment.json": `{"specversion":"1.0","id":"evt-s","source":"urn:ledger","type":"loyalty.segment.membership.changed","subject":"S1","time":"2026-04-01T06:00:00Z","data":{"segment_id":"S1","version":4,"added":["M1","M2"],"removed":["M3"]}}`,
-		"hub.yaml": fmt.Sprintf(`sources: {ledger: {}}
+		"hub.yaml": fmt.Sprintf(`sources: {ledger: {insecure: true}}
 connectors:
   crm: {type: salesforce, config: {client_id: x, client_secret: y}}
 syncs:
@@ -352,7 +352,7 @@ func TestMappingPreviewOfAConnectorThatCannotReadRecords(t *testing.T) {
 	geo, sum := buildGeoOffers(t)
 	dir := writeFiles(t, map[string]string{
 		"event.json": `{"specversion":"1.0","id":"evt-1","source":"urn:ledger","type":"loyalty.member.upserted","subject":"M1","data":{"id":"M1","version":1}}`,
-		"hub.yaml": fmt.Sprintf(`sources: {ledger: {}}
+		"hub.yaml": fmt.Sprintf(`sources: {ledger: {insecure: true}}
 connectors:
   geo:
     type: plugin:geooffers

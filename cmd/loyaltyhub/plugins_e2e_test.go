@@ -55,7 +55,7 @@ func postEvents(t *testing.T, url string, events []map[string]any) {
 	t.Helper()
 	body, err := json.Marshal(events)
 	require.NoError(t, err)
-	resp, err := http.Post(url, "application/cloudevents-batch+json", bytes.NewReader(body))
+	resp, err := signedPost(url, "application/cloudevents-batch+json", body)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var answer bytes.Buffer
@@ -84,7 +84,7 @@ func TestEndToEndVendorVouchersFlowToCRM(t *testing.T) {
 	cfg := fmt.Sprintf(`data_dir: %s
 http: {listen: %q}
 progress: {interval: 1s}
-sources: {ledger: {}}
+sources: {ledger: {insecure: true}}
 connectors:
   crm:
     type: salesforce
@@ -138,7 +138,7 @@ syncs:
 
 	// 50 members, then two segments: geo-coffee (members 1-30) and geo-fuel (20-50).
 	plan := ledgeremu.NewPlan(ledgeremu.PlanConfig{Members: 50, Events: 50, Seed: 3})
-	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), BatchSize: 50}).Send(context.Background(), plan.Deliveries, nil))
+	require.NoError(t, (&ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 50}).Send(context.Background(), plan.Deliveries, nil))
 	var coffee, fuel []string
 	for i := 1; i <= 50; i++ {
 		id := fmt.Sprintf("M-%06d", i)
@@ -217,7 +217,7 @@ func TestEndToEndConnectorProcessKilled20Times(t *testing.T) {
 	go func() {
 		// Spread the 10,000 events over about 8 seconds so the kills land
 		// while records are flowing.
-		sender := &ledgeremu.Sender{URL: h.url(), BatchSize: 100, RetryFor: 3 * time.Minute}
+		sender := &ledgeremu.Sender{URL: h.url(), Secret: e2eKey, BatchSize: 100, RetryFor: 3 * time.Minute}
 		sent <- sender.Send(context.Background(), plan.Deliveries, func(int) { time.Sleep(70 * time.Millisecond) })
 	}()
 	kills := 0

@@ -47,7 +47,7 @@ func writeConfig(t *testing.T, url, syncs string) string {
 	path := filepath.Join(dir, "hub.yaml")
 	body := fmt.Sprintf(`data_dir: %s
 sources:
-  ledger: {}
+  ledger: {insecure: true}
 connectors:
   crm:
     type: salesforce

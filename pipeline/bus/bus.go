@@ -89,6 +89,15 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 			return nil, err
 		}
 		b.unlock = unlock
+		// JetStream reserves a stream's MaxBytes on disk up front and
+		// refuses a stream it cannot reserve: on a small disk, cap the bus
+		// at half of the free space rather than fail to start.
+		if free, ok := freeBytes(cfg.StoreDir); ok && cfg.MaxBytes > free/2 {
+			b.log.Warn("the disk holding the bus has less free space than bus.max_bytes needs; capping the bus at half of it",
+				"store_dir", cfg.StoreDir, "max_bytes", cfg.MaxBytes, "free_bytes", free, "capped_at", free/2)
+			cfg.MaxBytes = free / 2
+			b.cfg.MaxBytes = cfg.MaxBytes
+		}
 		srv, err := startEmbedded(cfg, b.log)
 		if err != nil {
 			unlock()
@@ -125,6 +134,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 		hint := ""
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			hint = " (the server at URL must run with JetStream enabled)"
+		}
+		if b.cfg.MaxBytes > 0 && strings.Contains(err.Error(), "insufficient storage") {
+			// JetStream reserves a stream's max bytes when it is created.
+			hint = fmt.Sprintf(" (JetStream reserves the stream's bus.max_bytes, %d bytes, up front: lower it, or free disk space for the server)", b.cfg.MaxBytes)
 		}
 		return fail(fmt.Errorf("bus: creating or updating stream %q for subjects %q on %s%s: %w",
 			cfg.Stream, cfg.SubjectPrefix+".>", redact(target), hint, err))
@@ -180,6 +193,10 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	}
 	return srv, nil
 }
+
+// MaxMessageBytes is the largest message the bus takes (the NATS server's
+// max_payload), headers included.
+func (b *Bus) MaxMessageBytes() int { return int(b.nc.MaxPayload()) }
 
 // Publisher returns the bus's publisher. It is shared: its Close does nothing,
 // Bus.Close ends it.

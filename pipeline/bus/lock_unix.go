@@ -32,3 +32,13 @@ func lockStoreDir(dir string) (release func(), err error) {
 		_ = f.Close()
 	}, nil
 }
+
+// freeBytes is the space left for an unprivileged writer on dir's file
+// system; ok is false when it cannot be read.
+func freeBytes(dir string) (n int64, ok bool) {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * int64(st.Bsize), true
+}

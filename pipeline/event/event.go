@@ -39,6 +39,18 @@ var Types = map[string]string{
 	TypeSegmentChanged:    EntitySegment,
 }
 
+// Limits every event meets, however it entered the hub (webhook ingress,
+// a polled connector): the same rules, so no path lets in a key or a version
+// another would refuse.
+const (
+	// MaxKeyBytes bounds an event's id, source and subject, in bytes: 255 is
+	// Salesforce's external id limit, and each travels in a message header.
+	MaxKeyBytes = 255
+	// MaxVersion is the largest version: 2^53-1, the largest integer every
+	// JSON reader carries exactly.
+	MaxVersion = 1<<53 - 1
+)
+
 // Metadata keys set on every bus message.
 const (
 	MetaType    = "ce_type"

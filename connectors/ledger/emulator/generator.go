@@ -11,7 +11,6 @@ package emulator
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,7 +19,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // Member is the ledger's member state: what a loyalty.member.upserted event carries.
@@ -262,7 +265,10 @@ func (s *Segments) Update(newest map[string]Member, at time.Time) []SegmentEvent
 type Sender struct {
 	// URL is the ingress endpoint, e.g. http://127.0.0.1:8080/v1/events/ledger.
 	URL string
-	// Secret, when set, signs each body (X-Hub-Signature-256).
+	// Secret, when set, signs each request as Standard Webhooks prescribes
+	// (webhook-id, webhook-timestamp, webhook-signature): "whsec_" and
+	// base64, or raw bytes. Each batch is one delivery: its retries keep
+	// its webhook-id and are signed again with a fresh timestamp.
 	Secret string
 	// BatchSize is events per request. Default 100.
 	BatchSize int
@@ -313,8 +319,10 @@ func sendAll[E any](ctx context.Context, s *Sender, deliveries []E, progress fun
 func (s *Sender) post(ctx context.Context, body []byte) error {
 	deadline := time.Now().Add(s.RetryFor)
 	wait := 100 * time.Millisecond
+	sum := sha256.Sum256(body)
+	id := "msg_" + hex.EncodeToString(sum[:12]) // one delivery, however often it is tried
 	for {
-		status, msg, err := s.postOnce(ctx, body)
+		status, msg, err := s.postOnce(ctx, id, body)
 		switch {
 		case err == nil && status == http.StatusAccepted:
 			return nil
@@ -336,16 +344,16 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	}
 }
 
-func (s *Sender) postOnce(ctx context.Context, body []byte) (int, string, error) {
+func (s *Sender) postOnce(ctx context.Context, id string, body []byte) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
 	if s.Secret != "" {
-		mac := hmac.New(sha256.New, []byte(s.Secret))
-		mac.Write(body)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		if err := Sign(req.Header, s.Secret, id, time.Now(), body); err != nil {
+			return 0, "", err
+		}
 	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
@@ -354,4 +362,27 @@ func (s *Sender) postOnce(ctx context.Context, body []byte) (int, string, error)
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(msg), nil
+}
+
+// Sign sets the Standard Webhooks headers of one delivery on h: its id, its
+// time and its signature with secret ("whsec_" and base64, or raw bytes).
+func Sign(h http.Header, secret, id string, at time.Time, body []byte) error {
+	var wh *standardwebhooks.Webhook
+	var err error
+	if strings.HasPrefix(secret, "whsec_") {
+		wh, err = standardwebhooks.NewWebhook(secret)
+	} else {
+		wh, err = standardwebhooks.NewWebhookRaw([]byte(secret))
+	}
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	sig, err := wh.Sign(id, at, body)
+	if err != nil {
+		return err
+	}
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", strconv.FormatInt(at.Unix(), 10))
+	h.Set("webhook-signature", sig)
+	return nil
 }
