@@ -118,6 +118,9 @@ type SyncStatus struct {
 	// RunningOn is the replica holding the sync's lease, if any.
 	RunningOn      string     `json:"running_on,omitempty"`
 	LeaseExpiresAt *time.Time `json:"lease_expires_at,omitempty"`
+	// Breaker is the target connector's circuit breaker as this replica
+	// sees it: closed, half-open or open (writes held).
+	Breaker string `json:"breaker,omitempty"`
 }
 
 // DeadLetterJSON is a dead letter on the wire: the event as JSON when it

@@ -22,6 +22,9 @@ type SyncStatus struct {
 	// Lease is the sync's lease: which replica runs it (Found false: none).
 	Lease      store.Lease
 	LeaseFound bool
+	// Breaker is the state of the target connector's circuit breaker in
+	// this replica (closed, half-open, open); "" without one.
+	Breaker string
 }
 
 // Status reports every sync: its outcome counts from the state store (exact
@@ -46,8 +49,12 @@ func (h *Hub) Status(ctx context.Context, st store.Store) ([]SyncStatus, error) 
 		if err != nil {
 			return nil, fmt.Errorf("sync %s: %w", s.cfg.Name, err)
 		}
-		out = append(out, SyncStatus{Name: s.cfg.Name, Topic: s.cfg.Topic, System: s.cfg.System, Object: s.cfg.Object, Counts: c, Backlog: backlog,
-			Lease: lease, LeaseFound: found})
+		ss := SyncStatus{Name: s.cfg.Name, Topic: s.cfg.Topic, System: s.cfg.System, Object: s.cfg.Object, Counts: c, Backlog: backlog,
+			Lease: lease, LeaseFound: found}
+		if s.cfg.Breaker != nil {
+			ss.Breaker = s.cfg.Breaker.State()
+		}
+		out = append(out, ss)
 	}
 	return out, nil
 }

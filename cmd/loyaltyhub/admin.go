@@ -58,6 +58,7 @@ func syncsCmd() *cobra.Command {
 					Applied, Skipped, Dead         int64
 					Backlog                        *int
 					RunningOn                      string `json:"running_on"`
+					Breaker                        string
 				} `json:"syncs"`
 			}
 			resp, err := f.client().R().SetContext(cmd.Context()).SetResult(&out).Get("/v1/syncs")
@@ -68,7 +69,7 @@ func syncsCmd() *cobra.Command {
 				return problemOf(resp)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SYNC\tFROM\tTO\tAPPLIED\tSKIPPED\tDEAD\tBACKLOG\tRUNNING ON")
+			fmt.Fprintln(w, "SYNC\tFROM\tTO\tAPPLIED\tSKIPPED\tDEAD\tBACKLOG\tBREAKER\tRUNNING ON")
 			for _, s := range out.Syncs {
 				backlog := "?"
 				if s.Backlog != nil {
@@ -78,7 +79,7 @@ func syncsCmd() *cobra.Command {
 				if runningOn == "" {
 					runningOn = "-"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s.%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Topic, s.Connector, s.Object, s.Applied, s.Skipped, s.Dead, backlog, runningOn)
+				fmt.Fprintf(w, "%s\t%s\t%s.%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Topic, s.Connector, s.Object, s.Applied, s.Skipped, s.Dead, backlog, cmp.Or(s.Breaker, "-"), runningOn)
 			}
 			return w.Flush()
 		},

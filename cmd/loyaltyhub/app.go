@@ -185,6 +185,12 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		readers[c.Name] = conn
 		breakers[c.Name] = pipeline.NewBreaker(c.Name, pipeline.BreakerConfig{}, metrics, logger.With("component", "breaker"))
 	}
+	maps.xref.keys = keys
+	for _, s := range cfg.SyncList() {
+		if err := foldStoredKeys(ctx, a.store, s, keys[s.To], logger); err != nil {
+			return nil, err
+		}
+	}
 
 	// Each sync runs on the replica holding its lease (see pipeline.Leased).
 	lease := pipeline.LeaseConfig{Leaser: a.store, Holder: replicaID(cfg), TTL: cfg.Replica.LeaseTTL}
@@ -296,13 +302,54 @@ func mapperFor(m *mappings.Mapping) pipeline.Mapper {
 // xrefResolver resolves mapping lookups through the state store's
 // cross-reference. Mappings compile before the store opens (validate never
 // opens it), so the store is set once the app has it.
-type xrefResolver struct{ store store.Store }
+type xrefResolver struct {
+	store store.Store
+	// keys is how each connector's target compares keys: its syncs write
+	// the cross-reference under folded keys, so lookups fold the same way.
+	keys map[string]connectors.KeyMatch
+}
 
 func (r *xrefResolver) Resolve(ctx context.Context, system, object, key string) (string, bool, error) {
 	if r.store == nil {
 		return "", false, errors.New("the cross-reference is not open")
 	}
-	return r.store.LookupXref(ctx, system, object, key)
+	return r.store.LookupXref(ctx, system, object, r.keys[system].Fold(key))
+}
+
+// builtinKeys says how a connector's target compares keys without starting
+// it: a built-in connector describes itself without I/O; a vendor plugin is
+// not known until it runs, and is taken as exact.
+func builtinKeys(ctx context.Context, c *config.Connector) connectors.KeyMatch {
+	spec, ok := connectors.Lookup(c.Type)
+	if !ok {
+		return connectors.KeysExact
+	}
+	d, err := spec.New(nil).Describe(ctx)
+	if err != nil {
+		return connectors.KeysExact
+	}
+	return d.Keys
+}
+
+// foldStoredKeys rewrites, once per sync, the guard rows and cross-reference
+// entries written before the hub folded keys for a case-insensitive target
+// (a marker in the store's cursors says it is done).
+func foldStoredKeys(ctx context.Context, st store.Store, s *config.Sync, keys connectors.KeyMatch, logger *slog.Logger) error {
+	if keys != connectors.KeysCaseInsensitive {
+		return nil
+	}
+	marker := "keys-folded:" + s.Name
+	if _, done, err := st.GetCursor(ctx, marker); err != nil || done {
+		return err
+	}
+	n, err := st.FoldKeys(ctx, s.Name, s.To, s.Object, keys.Fold)
+	if err != nil {
+		return fmt.Errorf("sync %s: folding stored keys: %w", s.Name, err)
+	}
+	if n > 0 {
+		logger.Info("stored keys folded: the target compares keys case-insensitively", "sync", s.Name, "rows", n)
+	}
+	return st.SetCursor(ctx, marker, string(keys))
 }
 
 // run serves until ctx is done, then shuts down in order: stop intake,
@@ -379,7 +426,7 @@ func (x adminAPI) Syncs(ctx context.Context) ([]openapi.SyncStatus, error) {
 	out := make([]openapi.SyncStatus, len(st))
 	for i, s := range st {
 		out[i] = openapi.SyncStatus{Name: s.Name, Topic: s.Topic, Connector: s.System, Object: s.Object,
-			Applied: s.Counts.Applied, Skipped: s.Counts.Skipped, Dead: s.Counts.Dead}
+			Applied: s.Counts.Applied, Skipped: s.Counts.Skipped, Dead: s.Counts.Dead, Breaker: s.Breaker}
 		if s.Backlog >= 0 {
 			out[i].Backlog = &s.Backlog
 		}

@@ -303,7 +303,11 @@ func (x *toolXref) Resolve(ctx context.Context, system, object, key string) (str
 	if st == nil {
 		return "", false, nil
 	}
-	return st.LookupXref(ctx, system, object, key)
+	var keys connectors.KeyMatch
+	if c := x.cfg.Connectors[system]; c != nil {
+		keys = builtinKeys(ctx, c)
+	}
+	return st.LookupXref(ctx, system, object, keys.Fold(key))
 }
 
 // store opens the config's state store on first use; nil when there is
@@ -754,7 +758,11 @@ func guardSays(ctx context.Context, x *toolXref, sync, key string, p *preview) (
 	if err != nil || st == nil {
 		return "", err
 	}
-	g, ok, err := st.GuardOf(ctx, sync, key)
+	var keys connectors.KeyMatch
+	if s := x.cfg.Syncs[sync]; s != nil && x.cfg.Connectors[s.To] != nil {
+		keys = builtinKeys(ctx, x.cfg.Connectors[s.To]) // the guard keeps keys as the target compares them
+	}
+	g, ok, err := st.GuardOf(ctx, sync, keys.Fold(key))
 	if err != nil {
 		return "", fmt.Errorf("reading the version guard in the state store: %w", err)
 	}
