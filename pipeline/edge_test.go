@@ -15,6 +15,7 @@ import (
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
 	"github.com/loyaltyhub/loyaltyhub/pipeline"
+	"github.com/loyaltyhub/loyaltyhub/pipeline/bus"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/event"
 	"github.com/loyaltyhub/loyaltyhub/pipeline/store"
 )
@@ -179,4 +180,58 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// pageReader answers one page of changes, then nothing.
+type pageReader struct {
+	changes []connectors.Change
+	read    bool
+}
+
+func (r *pageReader) Read(context.Context, connectors.ReadRequest) (connectors.ReadResponse, error) {
+	if r.read {
+		return connectors.ReadResponse{Cursor: "end"}, nil
+	}
+	r.read = true
+	return connectors.ReadResponse{Changes: r.changes, Cursor: "end"}, nil
+}
+
+// TestPollerRefusesChangesIngressWouldRefuse: a polled connector is held to
+// the same rules as the webhook: bounded versions and keys, one version and
+// one key whoever reads them.
+func TestPollerRefusesChangesIngressWouldRefuse(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, dir+"/state.db", nil)
+	require.NoError(t, err)
+	defer st.Close()
+	b, err := bus.Open(ctx, bus.Config{StoreDir: dir + "/nats"}, nil)
+	require.NoError(t, err)
+	defer b.Close()
+	ch := func(id, subject string, version int64, data string) connectors.Change {
+		return connectors.Change{ID: id, Type: event.TypeVoucherUpserted, Subject: subject, Version: version, Data: json.RawMessage(data)}
+	}
+	r := &pageReader{changes: []connectors.Change{
+		ch("ok-1", "V-1", 3, `{"id":"V-1","version":3}`),
+		ch("ok-2", "V-2", 1<<53-1, `{"code":"X"}`),
+		ch("big-version", "V-3", 1<<53, `{}`),
+		ch("frozen", "V-4", 1<<63-1, `{}`),
+		ch("long-subject", strings.Repeat("v", 256), 1, `{}`),
+		ch("two-versions", "V-5", 2, `{"version":50}`),
+		ch("two-keys", "V-6", 2, `{"id":"V-1"}`),
+		ch("control\n", "V-7", 2, `{}`),
+	}}
+	p := pipeline.NewPoller(pipeline.PollConfig{Connector: "vendor", Object: "Voucher", Interval: 20 * time.Millisecond}, r, st, b.Publisher(), nil)
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { p.Run(pctx); close(done) }()
+	require.Eventually(t, func() bool {
+		c, _, _ := st.GetCursor(ctx, p.CursorName())
+		return c == "end"
+	}, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+	n, err := b.Stored(ctx, "vendor.voucher")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), n, "only the two good changes reach the bus")
 }
