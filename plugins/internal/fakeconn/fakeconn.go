@@ -102,8 +102,23 @@ func (c *Connector) Check(context.Context) error {
 	return nil
 }
 
-// Close does nothing.
-func (c *Connector) Close() error { return nil }
+// ClosedMarker is the file Close leaves in the configured Dir, so a test can
+// tell that a plugin process closed its connector before it exited.
+func ClosedMarker(dir string, pid int) string {
+	return filepath.Join(dir, fmt.Sprintf("closed-%d", pid))
+}
+
+// Close logs, and leaves ClosedMarker in Dir when one is configured.
+func (c *Connector) Close() error {
+	c.mu.Lock()
+	dir := c.cfg.Dir
+	c.mu.Unlock()
+	c.log.Info("fake connector closed", "pid", os.Getpid())
+	if dir == "" {
+		return nil
+	}
+	return os.WriteFile(ClosedMarker(dir, os.Getpid()), nil, 0o600)
+}
 
 // TargetID is the fake's stable id for a key.
 func TargetID(key string) string {
