@@ -19,7 +19,11 @@ func connectorCmd() *cobra.Command {
 		Use:   "serve NAME",
 		Short: "Serve a built-in connector over the plugin protocol (the hub runs this itself)",
 		Args:  cobra.ExactArgs(1),
-		RunE:  func(_ *cobra.Command, args []string) error { return host.ServeRegistered(args[0]) },
+		// The command's context ends on SIGTERM or SIGINT (main's
+		// NotifyContext), which also stops the connector.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return host.ServeRegisteredContext(cmd.Context(), args[0])
+		},
 	})
 	return cmd
 }

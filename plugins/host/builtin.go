@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,9 +13,13 @@ import (
 
 // ServeBuiltin serves a built-in connector over the plugin protocol from
 // inside the hub's own binary: `loyaltyhub connector serve NAME` calls it.
-// It returns when the host stops the plugin, after closing c.
-func ServeBuiltin(c connectors.Connector) {
-	wire.Serve(c, BuiltinLogger())
+// Like sdk.Serve, it returns after closing c when the host stops the plugin,
+// when the process gets SIGTERM or SIGINT, or when the hub dies.
+func ServeBuiltin(c connectors.Connector) { ServeBuiltinContext(context.Background(), c) }
+
+// ServeBuiltinContext is ServeBuiltin that also stops when ctx is done.
+func ServeBuiltinContext(ctx context.Context, c connectors.Connector) {
+	wire.Serve(ctx, c, BuiltinLogger())
 }
 
 // BuiltinLogger is the logger to give a built-in connector served with
@@ -23,12 +28,15 @@ func BuiltinLogger() *slog.Logger { return wire.PluginLogger(slog.LevelDebug) }
 
 // ServeRegistered looks name up in the connectors registry, builds the
 // connector with BuiltinLogger and serves it with ServeBuiltin.
-func ServeRegistered(name string) error {
+func ServeRegistered(name string) error { return ServeRegisteredContext(context.Background(), name) }
+
+// ServeRegisteredContext is ServeRegistered that also stops when ctx is done.
+func ServeRegisteredContext(ctx context.Context, name string) error {
 	spec, ok := connectors.Lookup(name)
 	if !ok {
 		return fmt.Errorf("no built-in connector %q; built-in connectors: %s", name, strings.Join(connectors.Names(), ", "))
 	}
-	ServeBuiltin(spec.New(BuiltinLogger()))
+	ServeBuiltinContext(ctx, spec.New(BuiltinLogger()))
 	return nil
 }
 

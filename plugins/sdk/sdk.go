@@ -13,6 +13,7 @@
 package sdk
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
@@ -98,8 +99,11 @@ type serveConfig struct {
 // connector, for one); the default is Logger().
 func WithLogger(l *slog.Logger) Option { return func(c *serveConfig) { c.logger = l } }
 
-// Serve serves c to the hub that started this process and returns when the
-// hub stops the plugin, after calling c.Close. Call it from main and return.
+// Serve serves c to the hub that started this process and returns, after
+// calling c.Close, when the hub stops the plugin, when the process gets
+// SIGTERM or SIGINT, or when the hub dies (the process's parent is gone).
+// Call it from main and return. Close gets 5 seconds; the process never
+// outlives its hub, and leaves no socket behind.
 //
 // Started by hand (not by a hub), Serve prints a note and exits with status 1.
 //
@@ -117,5 +121,5 @@ func Serve(c Connector, opts ...Option) {
 	if conf.logger == nil {
 		conf.logger = Logger()
 	}
-	wire.Serve(c, conf.logger)
+	wire.Serve(context.Background(), c, conf.logger)
 }

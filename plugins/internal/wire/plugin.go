@@ -82,25 +82,32 @@ func hclogLevelName(l slog.Level) string {
 	return "error"
 }
 
-// Serve serves impl as a connector plugin until the host stops it, then
-// closes impl. It exits the process with status 1 when the binary was not
-// started by a hub. logger may be nil (PluginLogger at info level).
-func Serve(impl connectors.Connector, logger *slog.Logger) {
+// Serve serves impl as a connector plugin until the host stops it, the
+// process gets SIGTERM or SIGINT, its parent (the hub) dies or ctx is done;
+// then it closes impl (waiting at most closeTimeout) and removes what is
+// left of the process's socket, and returns: the caller returns from main.
+// It exits the process with status 1 when the binary was not started by a
+// hub. logger may be nil (PluginLogger at info level).
+func Serve(ctx context.Context, impl connectors.Connector, logger *slog.Logger) {
 	if logger == nil {
 		logger = PluginLogger(slog.LevelInfo)
 	}
+	life := newLifecycle(logger)
+	stopWatching := life.watch(ctx)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: impl, Logger: logger}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
-			return plugin.DefaultGRPCServer(opts)
+			s := plugin.DefaultGRPCServer(opts)
+			life.server(s)
+			return s
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "go-plugin", Level: hclog.Info, Output: stderr, JSONFormat: true, TimeFormat: hclogTime,
 		}),
 	})
-	if err := impl.Close(); err != nil {
-		logger.Warn("closing the connector", "error", err)
-	}
+	stopWatching()
+	closeConnector(impl, logger)
+	life.cleanUp()
 }
