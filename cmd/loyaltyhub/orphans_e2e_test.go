@@ -87,6 +87,19 @@ func tempLeftovers(t *testing.T, dir string) []string {
 	return out
 }
 
+// ownTempDir makes TMPDIR a fresh directory for the rest of the test (the
+// hub and its children inherit it) and returns it. Its path is short, unlike
+// t.TempDir's, which holds the test's name: a Unix socket's path must fit in
+// about 100 bytes, and the host falls back to the bare TMPDIR otherwise.
+func ownTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lh")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Setenv("TMPDIR", dir)
+	return dir
+}
+
 func needProc(t *testing.T) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
@@ -101,8 +114,7 @@ func TestHubKilledLeavesNoConnectorBehind(t *testing.T) {
 	needProc(t)
 	o := startOrg(t)
 	h := newHub(t, o, hubSetup{})
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp) // the hub inherits it; created after newHub's own temp dirs
+	tmp := ownTempDir(t) // after newHub's own temp dirs, which stay out of it
 	h.start()
 	hubPID := h.cmd.Process.Pid
 	var children []int
@@ -135,8 +147,7 @@ func TestConnectorServeStopsOnSignals(t *testing.T) {
 	require.NoError(t, err)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			tmp := t.TempDir()
-			t.Setenv("TMPDIR", tmp)
+			tmp := ownTempDir(t)
 			p, err := host.Start(context.Background(), host.Config{Name: "crm", Path: hubBinary,
 				Args: []string{"connector", "serve", "salesforce"}, SHA256: sum, HealthInterval: -1}, nil)
 			require.NoError(t, err)

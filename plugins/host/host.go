@@ -6,6 +6,11 @@
 // with a timeout, health-checks the child and restarts it with backoff when
 // it dies, replaying its configuration and retrying the call that was in
 // flight. The child's logs go to the hub's log with plugin=NAME.
+//
+// A child never outlives its hub: on Linux the kernel sends it SIGTERM when
+// the hub dies (childAttrs), and everywhere its SDK watches its parent. It
+// keeps its socket in a directory of the hub's (sockets.go), which the hub
+// removes as the child or the hub itself goes away.
 package host
 
 import (
@@ -18,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +36,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/loyaltyhub/loyaltyhub/connectors"
+	"github.com/loyaltyhub/loyaltyhub/plugins/internal/sockdir"
 	"github.com/loyaltyhub/loyaltyhub/plugins/internal/wire"
 )
 
@@ -58,15 +65,59 @@ type Plugin struct {
 
 	stopHealth context.CancelFunc
 	healthDone chan struct{}
+
+	sockets        *sockdir.Hub // the hub's socket directory; nil: go-plugin's default
+	releaseSockets func()
 }
 
 // instance is one child process.
 type instance struct {
-	client *plugin.Client
-	conn   *wire.Client
-	grpc   *grpc.ClientConn
-	pid    int
-	served atomic.Bool // answered at least one call of the hub
+	client  *plugin.Client
+	conn    *wire.Client
+	grpc    *grpc.ClientConn
+	pid     int
+	served  atomic.Bool // answered at least one call of the hub
+	dir     string      // the child's socket directory ("" when none)
+	release func()      // lets go of the thread the child was forked from
+}
+
+// kill ends the process (asking it to stop first; go-plugin's Kill returns
+// once it is reaped), then lets go of the thread it was forked from and
+// removes its socket directory, which a process killed with SIGKILL, or
+// refused at start, leaves behind.
+func (i *instance) kill() {
+	i.client.Kill()
+	i.release()
+	if i.dir != "" {
+		_ = os.RemoveAll(i.dir)
+	}
+}
+
+// startClient starts the child (go-plugin's Start forks it and completes
+// the handshake). Where the parent-death signal is per thread (Linux, see
+// childAttrs), it runs on a goroutine locked to its OS thread, which stays
+// locked, so no other goroutine can end that thread, until release is
+// called, once the child is reaped. A locked goroutine parked on a channel
+// costs one idle thread per running plugin.
+func startClient(client *plugin.Client) (release func(), err error) {
+	if !forkOnOwnThread {
+		_, err := client.Start()
+		return func() {}, err
+	}
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		_, err := client.Start()
+		started <- err
+		if err == nil {
+			<-done
+		}
+		runtime.UnlockOSThread()
+	}()
+	err = <-started
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }, err
 }
 
 // Start starts the plugin described by cfg, checks that it speaks this
@@ -92,14 +143,17 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Plugin, error
 		name: "plugin " + cfg.Name,
 		sem:  make(chan struct{}, 1),
 	}
+	p.sockets, p.releaseSockets = acquireSockets(logger)
 	inst, err := p.startInstance(ctx)
 	if err != nil {
+		p.releaseSockets()
 		return nil, err
 	}
 	p.cur = inst
 	d, caps, err := p.describe(ctx, inst)
 	if err != nil {
-		inst.client.Kill()
+		inst.kill()
+		p.releaseSockets()
 		return nil, err
 	}
 	p.desc, p.caps = d, caps
@@ -138,6 +192,17 @@ func (p *Plugin) startInstance(ctx context.Context) (*instance, error) {
 	}
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = p.cfg.environ()
+	cmd.SysProcAttr = childAttrs()
+	var dir string
+	if p.sockets != nil {
+		d, err := p.sockets.NewChild()
+		if err != nil {
+			p.log.Warn("the plugin keeps its socket in the temp directory", "error", err)
+		} else {
+			dir = d
+			cmd.Env = append(cmd.Env, p.sockets.Env(d)...)
+		}
+	}
 	hl := newHclogAdapter(p.log)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
@@ -154,19 +219,25 @@ func (p *Plugin) startInstance(ctx context.Context) (*instance, error) {
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(wire.MaxMessageBytes), grpc.MaxCallSendMsgSize(wire.MaxMessageBytes))},
 	})
+	inst := &instance{client: client, dir: dir}
+	inst.release, err = startClient(client)
+	if err != nil {
+		inst.kill()
+		return nil, p.startError(err)
+	}
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
+		inst.kill()
 		return nil, p.startError(err)
 	}
 	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
-		client.Kill()
+		inst.kill()
 		return nil, connectors.E(op, connectors.Permanent, fmt.Errorf("plugin %s does not serve the connector service: %w", p.cfg.Path, err))
 	}
 	conn := raw.(*wire.Client)
 	conn.Name = p.name
-	inst := &instance{client: client, conn: conn}
+	inst.conn = conn
 	if gc, ok := rpc.(*plugin.GRPCClient); ok {
 		inst.grpc = gc.Conn
 	}
@@ -181,7 +252,7 @@ func (p *Plugin) startInstance(ctx context.Context) (*instance, error) {
 		err := conn.Configure(cctx, config)
 		cancel()
 		if err != nil {
-			client.Kill()
+			inst.kill()
 			return nil, p.classify("configure (replayed after restart)", err, ctx)
 		}
 	}
@@ -265,7 +336,7 @@ func (p *Plugin) restart(ctx context.Context, dead *instance, reason string) err
 		p.mu.Lock()
 		p.cur = nil
 		p.mu.Unlock()
-		dead.client.Kill()
+		dead.kill()
 		p.log.Warn("plugin process died", "pid", dead.pid, "reason", reason)
 	}
 	p.inARow++
@@ -294,7 +365,7 @@ func (p *Plugin) restart(ctx context.Context, dead *instance, reason string) err
 	}
 	p.mu.Unlock()
 	if closed {
-		inst.client.Kill()
+		inst.kill()
 		return connectors.E(p.name, connectors.Transient, ErrClosed)
 	}
 	n := p.restarts.Add(1)
@@ -543,8 +614,9 @@ func (p *Plugin) Close() error {
 	p.sem <- struct{}{}
 	<-p.sem
 	if inst != nil {
-		inst.client.Kill()
+		inst.kill()
 	}
+	p.releaseSockets()
 	p.log.Info("plugin stopped", "restarts", p.restarts.Load())
 	return nil
 }
