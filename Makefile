@@ -9,7 +9,7 @@ TESTFLAGS ?= -count=1 -timeout 20m
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: all build run test test-race soak bench fuzz vet proto clean
+.PHONY: all build run test test-race soak chaos bench fuzz vet proto clean
 
 all: build
 
@@ -30,6 +30,10 @@ test-race:
 ## soak: the long crash/restart tests kept out of `make test` by -short.
 soak:
 	LOYALTYHUB_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Soak' $(PKGS)
+
+## chaos: the full chaos test (LOYALTYHUB_CHAOS=full); `make test` runs its short form.
+chaos:
+	LOYALTYHUB_CHAOS=full $(GO) test -count=1 -timeout 90m -v -run '^TestChaos$$' ./cmd/loyaltyhub/
 
 ## bench: throughput and cost figures (end to end, mapping, store, bus, plugin boundary).
 bench:
