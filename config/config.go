@@ -250,6 +250,9 @@ type Connector struct {
 	// an event of source <connector name>, so syncs can read
 	// "<connector name>.<entity>". Default: not polled.
 	Read *Read `yaml:"read" desc:"Poll the connector for changes; they enter the hub as events of source <connector name>."`
+	// Breaker sets the connector's circuit breaker, shared by the syncs
+	// that write to it.
+	Breaker Breaker `yaml:"breaker" desc:"The connector's circuit breaker: while open, the syncs writing to it hold their writes (records wait)."`
 	// Pos is where the connector is declared. Not read from YAML.
 	Pos Position `yaml:"-"`
 
@@ -285,6 +288,17 @@ type Plugin struct {
 	Env []string `yaml:"env" desc:"KEY=value entries for the plugin's environment (it does not inherit the hub's)."`
 	// CallTimeout bounds each call to the plugin. Default 30s; range 1s to 10m.
 	CallTimeout time.Duration `yaml:"call_timeout" default:"30s" min:"1s" max:"10m" desc:"Bound on each call to the plugin."`
+}
+
+// Breaker sets a connector's circuit breaker.
+type Breaker struct {
+	// Failures is how many write calls in a row must fail as a whole for a
+	// passing reason (5xx, timeout, refused connection) to open it.
+	// Default 5; range 1 to 1000.
+	Failures int `yaml:"failures" default:"5" min:"1" max:"1000" unit:"calls" desc:"Write calls in a row failing as a whole (5xx, timeout, refused connection) that open the breaker."`
+	// OpenFor is how long it stays open before one write goes through as
+	// a probe. Default 10s; range 100ms to 10m.
+	OpenFor time.Duration `yaml:"open_for" default:"10s" min:"100ms" max:"10m" desc:"How long the breaker stays open before one write probes the target."`
 }
 
 // Read sets the polling of a connector.

@@ -65,7 +65,8 @@ func TestFullConfig(t *testing.T) {
 	if s := cfg.Sources["cdp"]; len(s.Secrets) != 0 || !s.Insecure {
 		t.Errorf("source cdp: %+v, want insecure without secrets", s)
 	}
-	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != lineOf(t, `^  crm:`) {
+	if c := cfg.Connectors["crm"]; c.Name != "crm" || c.Type != "salesforce" || c.Pos.Line != lineOf(t, `^  crm:`) ||
+		c.Breaker != (config.Breaker{Failures: 5, OpenFor: 10 * time.Second}) {
 		t.Errorf("connector crm: %v at %s", c, c.Pos)
 	}
 

@@ -183,7 +183,8 @@ func newApp(ctx context.Context, cfg *config.Config, maps *compiled, logger *slo
 		}
 		writers[c.Name], maxBatch[c.Name], keys[c.Name] = conn, d.MaxBatch, d.Keys
 		readers[c.Name] = conn
-		breakers[c.Name] = pipeline.NewBreaker(c.Name, pipeline.BreakerConfig{}, metrics, logger.With("component", "breaker"))
+		breakers[c.Name] = pipeline.NewBreaker(c.Name, pipeline.BreakerConfig{Failures: c.Breaker.Failures, OpenFor: c.Breaker.OpenFor},
+			metrics, logger.With("component", "breaker"))
 	}
 	maps.xref.keys = keys
 	for _, s := range cfg.SyncList() {

@@ -156,16 +156,24 @@ func NewPlan(cfg PlanConfig) *Plan {
 		order = append(order, e)
 		order = append(order, flush(trailing, i)...)
 	}
-	// Duplicates: re-send a random earlier delivery later on.
+	// Duplicates: re-send a random delivery later on: a copy of order[src]
+	// goes before order[at] (at the end when at == len), in one pass (a
+	// copy into the middle of a slice per duplicate took minutes for
+	// 100,000 events).
 	dups := int(float64(len(events)) * cfg.DuplicateRate)
+	before := make(map[int][]CloudEvent, dups)
 	for d := 0; d < dups; d++ {
 		src := rng.IntN(len(order))
 		at := src + 1 + rng.IntN(len(order)-src)
-		dup := order[src]
-		order = append(order[:at], append([]CloudEvent{dup}, order[at:]...)...)
+		before[at] = append(before[at], order[src])
 		p.Duplicates++
 	}
-	p.Deliveries = order
+	out := make([]CloudEvent, 0, len(order)+dups)
+	for i, e := range order {
+		out = append(out, before[i]...)
+		out = append(out, e)
+	}
+	p.Deliveries = append(out, before[len(order)]...)
 	return p
 }
 
