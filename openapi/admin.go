@@ -512,8 +512,12 @@ func (s *Server) resetKey(w http.ResponseWriter, r *http.Request, route *routers
 	sync, key := params["sync"], params["key"]
 	res, err := s.cfg.Admin.ResetKey(r.Context(), sync, key, a.operator(req.Reason))
 	switch {
-	case errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, ErrNotFound):
 		writeProblem(w, &Problem{Type: problemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+		return
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, &Problem{Type: problemNotFound, Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("nothing to reset: sync %q holds neither a version-guard row nor dead letters for key %q", sync, key)})
 		return
 	case errors.Is(err, store.ErrInvalid):
 		badRequest(w, "key", err.Error())
@@ -618,6 +622,10 @@ func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request, route *rout
 }
 
 func (s *Server) adminFailed(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, store.ErrInvalid) {
+		badRequest(w, "request", err.Error()) // the client's to fix, not the hub's
+		return
+	}
 	s.logger.Error("admin API: "+what, "err", err)
 	s.unavailable(w, problemAdminOff, what+" failed: "+err.Error())
 }

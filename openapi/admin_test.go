@@ -565,7 +565,7 @@ func TestAdminResetFrozenKey(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, res.status)
 	res = reset("/v1/syncs/"+adminSync+"/keys/M-nobody/reset", `{"reason":"x"}`)
 	assert.Equal(t, http.StatusNotFound, res.status)
-	assert.Contains(t, res.problem(t).Detail, "neither a guard row nor dead letters")
+	assert.Contains(t, res.problem(t).Detail, "neither a version-guard row nor dead letters")
 
 	res = reset(path, `{"reason":"version 2^63-1 came from a bad export"}`)
 	require.Equal(t, http.StatusOK, res.status, "%s", res.body)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -256,6 +257,9 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, route *route
 		}
 	}
 	for i, ev := range events {
+		for _, f := range attributeNames(mode, i, ev) {
+			list.add(f)
+		}
 		if clean[i] {
 			for _, f := range hubRules(mode, i, ev) {
 				list.add(f)
@@ -373,7 +377,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, name string) (
 			return nil, false
 		}
 		s.rejectRequest(name, reasonInvalidJSON)
-		p := &Problem{Type: problemInvalidJSON, Status: http.StatusBadRequest, Detail: "reading the body failed: " + err.Error()}
+		why := "the connection ended before the body did"
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			why = "the body did not arrive within the server's read timeout (http.read_timeout)"
+		} else if errors.Is(err, io.ErrUnexpectedEOF) {
+			why = "the body is shorter than its Content-Length or its chunks say"
+		}
+		p := &Problem{Type: problemInvalidJSON, Status: http.StatusBadRequest, Detail: "reading the body failed: " + why}
 		p.addErrors([]FieldError{requestFault("body", "must be sent completely")})
 		writeProblem(w, p)
 		return nil, false
@@ -489,6 +500,13 @@ func eventsOf(mode ingressMode, value any, body []byte, h http.Header) ([]incomi
 		header := "ce-" + attr
 		raw, present := h[http.CanonicalHeaderKey(header)]
 		if !present {
+			continue
+		}
+		if len(raw) > 1 {
+			// Like a repeated JSON key: readers (and proxies that merge
+			// the lines) differ on which counts.
+			faults = append(faults, FieldError{Event: &zero, ID: id, Field: header,
+				Rule: fmt.Sprintf("must appear once; the request has %d %s headers", len(raw), header)})
 			continue
 		}
 		decoded, err := url.PathUnescape(raw[0])
@@ -608,13 +626,6 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 		}
 		out = append(out, FieldError{Event: &i, ID: ev.id, Field: field, Rule: rule})
 	}
-	if mode != modeBinary {
-		for _, attr := range slices.Sorted(maps.Keys(ev.value)) {
-			if !attributeNameRE.MatchString(attr) {
-				fault(attr, "is not a CloudEvents attribute name: lower-case letters a-z and digits 0-9, at most 20 (the attributes are specversion, id, source, type, subject, time, datacontenttype, data)")
-			}
-		}
-	}
 	subject, _ := ev.value["subject"].(string)
 	for _, attr := range []string{"id", "source", "subject"} {
 		v, _ := ev.value[attr].(string)
@@ -631,10 +642,8 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 			fault("data.version", versionRule)
 		}
 	}
-	if t, ok := ev.value["time"].(string); ok {
-		if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
-			fault("time", "must be an RFC 3339 date-time such as 2026-03-01T10:00:00Z")
-		}
+	if t, ok := ev.value["time"].(string); ok && !validTime(t) {
+		fault("time", "must be an RFC 3339 date-time such as 2026-03-01T10:00:00Z (an offset from -23:59 to +23:59)")
 	}
 	if ev.typ == event.TypeSegmentChanged {
 		if seg, _ := data["segment_id"].(string); seg != subject {
@@ -654,7 +663,6 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 			}
 			memberRules(fault, fmt.Sprintf("data.removed[%d]", j), m)
 		}
-		return out
 	}
 	// The key is the subject: the version guard orders it, and the mapping
 	// writes data.id as the target's external id. They must be one value.
@@ -669,6 +677,47 @@ func hubRules(mode ingressMode, i int, ev incoming) []FieldError {
 		}
 	}
 	return out
+}
+
+// attributeNames checks the names of an event's attributes, whether or not
+// it matches the schema: a case variant ("Data") or an empty name would be
+// read as something else, or nothing, by another decoder.
+func attributeNames(mode ingressMode, i int, ev incoming) []FieldError {
+	if mode == modeBinary || ev.value == nil {
+		return nil
+	}
+	var out []FieldError
+	for _, attr := range slices.Sorted(maps.Keys(ev.value)) {
+		if attributeNameRE.MatchString(attr) {
+			continue
+		}
+		field, rule := attr, "is not a CloudEvents attribute name: lower-case letters a-z and digits 0-9, at most 20 (the attributes are specversion, id, source, type, subject, time, datacontenttype, data)"
+		if attr == "" {
+			field, rule = "event", "must not hold an attribute with an empty name (\"\"); attribute names are lower-case letters a-z and digits 0-9"
+		}
+		out = append(out, FieldError{Event: &i, ID: ev.id, Field: field, Rule: rule})
+	}
+	return out
+}
+
+// validTime reports whether t is an RFC 3339 date-time the hub can carry:
+// time.Parse also takes offsets of 24 hours and more (+24:00, +23:60),
+// which encoding the event then refuses.
+func validTime(t string) bool {
+	parsed, err := time.Parse(time.RFC3339Nano, t)
+	if err != nil {
+		return false
+	}
+	if _, off := parsed.Zone(); off <= -24*3600 || off >= 24*3600 {
+		return false
+	}
+	if !strings.HasSuffix(t, "Z") && !strings.HasSuffix(t, "z") && len(t) >= 6 {
+		if mm := t[len(t)-2:]; mm > "59" {
+			return false
+		}
+	}
+	_, err = parsed.MarshalJSON()
+	return err == nil
 }
 
 // memberRules bounds a member id of a segment change like a subject.
@@ -765,6 +814,7 @@ func (s *Server) messages(w http.ResponseWriter, name, reqID string, mode ingres
 				Detail: "building the events failed; nothing was published"})
 			return built{}, false
 		}
+		middleware.SetCorrelationID(reqID, msg) // a header too: measured with the rest
 		if max := s.cfg.MaxEventBytes; max > 0 {
 			if size := messageSize(msg); size > max {
 				list.add(FieldError{Event: intPtr(i), ID: in.id, Field: "event",
@@ -772,7 +822,6 @@ func (s *Server) messages(w http.ResponseWriter, name, reqID string, mode ingres
 				continue
 			}
 		}
-		middleware.SetCorrelationID(reqID, msg)
 		topic := ev.Topic()
 		if _, seen := out.byTopic[topic]; !seen {
 			out.topics = append(out.topics, topic)

@@ -80,14 +80,19 @@ func scanJSON(body []byte) []jsonFault {
 		case '"':
 			end, escaped := stringEnd(body, i)
 			raw := body[i : end+1]
+			isKey := len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].expect
 			if escaped {
 				if bad := loneSurrogate(raw); bad >= 0 {
-					faults = append(faults, jsonFault{path: pathOrTop(path("")), offset: i + bad,
-						rule: `must not escape a lone UTF-16 surrogate (\ud800 to \udfff without its pair): it decodes to no character`})
+					at, rule := pathOrTop(path("")), `must not escape a lone UTF-16 surrogate (\ud800 to \udfff without its pair): it decodes to no character`
+					if isKey {
+						// The key's object, not the key before it.
+						at, rule = pathOrTop(path("")[:len(stack)-1]), "must not escape a lone UTF-16 surrogate in a key (\\ud800 to \\udfff without its pair): it decodes to no character"
+					}
+					faults = append(faults, jsonFault{path: at, offset: i + bad, rule: rule})
 				}
 			}
-			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expect {
-				top := stack[n-1]
+			if isKey {
+				top := stack[len(stack)-1]
 				key := string(raw[1 : len(raw)-1])
 				if escaped {
 					_ = json.Unmarshal(raw, &key) // raw is a valid JSON string

@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,6 +211,7 @@ type Server struct {
 	deliveries  Deliveries
 	ingress     chan struct{} // a slot per request being served
 	sourceList  string        // declared source names, sorted, for error messages
+	operations  string        // every operation of hub.yaml, "GET /v1/syncs, ...", for 404s
 	retryAfter  string        // Retry-After header value, in seconds
 }
 
@@ -278,13 +280,21 @@ func NewServer(cfg ServerConfig, pub message.Publisher, logger *slog.Logger) (*S
 		"getBackfill":          s.getBackfill,
 	}
 	// hub.yaml and the handlers must name the same operations.
+	var ops []string
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if s.handlers[op.OperationID] == nil {
 				return nil, fmt.Errorf("openapi/hub.yaml: %s %s: operationId %q has no handler", method, path, op.OperationID)
 			}
+			ops = append(ops, method+" "+path)
 		}
 	}
+	slices.SortFunc(ops, func(a, b string) int {
+		_, pa, _ := strings.Cut(a, " ")
+		_, pb, _ := strings.Cut(b, " ")
+		return cmp.Or(strings.Compare(pa, pb), strings.Compare(a, b))
+	})
+	s.operations = strings.Join(ops, ", ")
 	s.sources = make(map[string]*source, len(cfg.Sources))
 	for _, name := range slices.Sorted(maps.Keys(cfg.Sources)) {
 		src, err := newSource(cfg.Sources[name])
@@ -369,7 +379,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(rec, &Problem{
 			Type:   problemNotFound,
 			Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no operation at %s; the hub serves POST /v1/events/{source}, GET /v1/syncs, GET /v1/dead-letters, POST /v1/dead-letters/{id}/replay, GET /healthz, GET /readyz and GET /metrics", r.URL.Path),
+			Detail: fmt.Sprintf("no operation at %s; the hub serves %s (see openapi/hub.yaml)", r.URL.Path, s.operations),
 		})
 		return
 	}

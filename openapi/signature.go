@@ -108,9 +108,17 @@ func (s *Server) verifySignature(w http.ResponseWriter, r *http.Request, name st
 		return refuse(headerWebhookTimestamp, "must be the delivery's Unix time in whole seconds, e.g. "+strconv.FormatInt(time.Now().Unix(), 10))
 	}
 	at := time.Unix(secs, 0)
-	if off := time.Since(at); off > src.tolerance || off < -src.tolerance {
+	// In seconds, not a Duration (a timestamp centuries off overflows one),
+	// and compared so that no subtraction overflows.
+	now, tol := time.Now().Unix(), int64(src.tolerance/time.Second)
+	if secs < now-tol || secs > now+tol {
+		const century = 100 * 365 * 24 * 3600
+		away := "more than 100 years"
+		if secs > now-century && secs < now+century {
+			away = (time.Duration(max(now-secs, secs-now)) * time.Second).String()
+		}
 		return refuse(headerWebhookTimestamp, fmt.Sprintf("is %s away from the hub's clock; it must be within %s (sources.%s.tolerance): sign each delivery when it is sent",
-			off.Round(time.Second).Abs(), src.tolerance, name))
+			away, src.tolerance, name))
 	}
 	ok := false
 	for _, wh := range src.hooks {

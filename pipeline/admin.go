@@ -115,5 +115,39 @@ func (h *Hub) ResetKey(ctx context.Context, st store.Store, sync, key string, by
 	if !ok {
 		return store.KeyReset{}, fmt.Errorf("sync %q: %w", sync, ErrUnknownSync)
 	}
-	return st.ResetKey(ctx, sync, key, store.Target{System: cfg.System, Object: cfg.Object}, by)
+	return st.ResetKey(ctx, sync, cfg.Keys.Fold(key), store.Target{System: cfg.System, Object: cfg.Object}, by)
+}
+
+// ErrAmbiguousKey is wrapped by FoldKeyFilter's error for a key filter that
+// names no sync, when the syncs' targets compare keys differently.
+var ErrAmbiguousKey = errors.New("the key is stored differently by different syncs")
+
+// FoldKeyFilter returns f with its key as the state store keeps it: folded
+// the way the sync's target compares keys (a case-insensitive target keeps
+// "m-1" for "M-1"). A filter without a sync folds the key when every sync
+// folds alike, and is refused (ErrAmbiguousKey) otherwise.
+func (h *Hub) FoldKeyFilter(f store.DeadLetterFilter) (store.DeadLetterFilter, error) {
+	if f.Key == "" {
+		return f, nil
+	}
+	if f.Sync != "" {
+		if cfg, ok := h.syncConfig(f.Sync); ok {
+			f.Key = cfg.Keys.Fold(f.Key)
+		}
+		return f, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	folded := ""
+	for i, s := range h.syncs {
+		k := s.cfg.Keys.Fold(f.Key)
+		if i > 0 && k != folded {
+			return f, fmt.Errorf("%w (as %q and as %q): name the sync too", ErrAmbiguousKey, folded, k)
+		}
+		folded = k
+	}
+	if len(h.syncs) > 0 {
+		f.Key = folded
+	}
+	return f, nil
 }

@@ -26,15 +26,37 @@ func (x adminAPI) AdminAccess() openapi.AdminAccess {
 	return acc
 }
 
+// foldKey gives a filter's key as the store keeps it (see
+// pipeline.Hub.FoldKeyFilter); an ambiguous one is the client's to fix.
+func (x adminAPI) foldKey(f store.DeadLetterFilter) (store.DeadLetterFilter, error) {
+	f, err := x.a.hub.FoldKeyFilter(f)
+	if errors.Is(err, pipeline.ErrAmbiguousKey) {
+		return f, fmt.Errorf("key filter %q: %w", f.Key, errors.Join(err, store.ErrInvalid))
+	}
+	return f, err
+}
+
 func (x adminAPI) DeadLetters(ctx context.Context, f store.DeadLetterFilter, afterID int64, limit int) ([]store.DeadLetter, error) {
+	f, err := x.foldKey(f)
+	if err != nil {
+		return nil, err
+	}
 	return x.a.store.QueryDeadLetters(ctx, f, afterID, limit)
 }
 
 func (x adminAPI) SummarizeDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetterGroup, error) {
+	f, err := x.foldKey(f)
+	if err != nil {
+		return nil, err
+	}
 	return x.a.store.SummarizeDeadLetters(ctx, f)
 }
 
 func (x adminAPI) DiscardDeadLetters(ctx context.Context, sel store.Selection, by store.Operator) (store.Discarded, error) {
+	var err error
+	if sel.Filter, err = x.foldKey(sel.Filter); err != nil {
+		return store.Discarded{}, err
+	}
 	return x.a.store.DiscardDeadLetters(ctx, sel, by)
 }
 

@@ -1624,7 +1624,7 @@ func (r *hxRunner) attributeNames(t *testing.T) {
 		{"Data beside data", "Data", "Data"}, {"ID beside id", "ID", "ID"}, {"Subject beside subject", "Subject", "Subject"},
 		{"SPECVERSION", "SPECVERSION", "SPECVERSION"}, {"Type", "Type", "Type"}, {"dAta", "dAta", "dAta"},
 		{"Source", "Source", "Source"}, {"Time", "Time", "Time"}, {"an underscore", "my_ext", "my_ext"},
-		{"a dash", "x-foo", "x-foo"}, {"a dot", "ext.dot", "ext.dot"}, {"empty", "", ""},
+		{"a dash", "x-foo", "x-foo"}, {"a dot", "ext.dot", "ext.dot"},
 		{"21 characters", "averyveryverylongname", "averyveryverylongname"}, {"Cyrillic а in data", "dаta", "dаta"},
 		{"a trailing space", "data ", "data "}, {"a NUL escape", `data\u0000`, "data\x00"},
 	} {
@@ -1633,8 +1633,13 @@ func (r *hxRunner) attributeNames(t *testing.T) {
 				hxF(c.field, rule))
 		})
 	}
-	// Instead of the attribute, the schema's fault comes first; the hub's
-	// own rules are checked on events that match the schema.
+	// An empty name is named by the event (a fault always names a field).
+	r.run(t, cat, "empty", func(t *testing.T) {
+		r.expect(t, hxReq{ct: "application/cloudevents+json", body: r.sample().add("", `{"version":999999}`).bytes(), sign: true}, 422,
+			hxF("event", "empty name"))
+	})
+	// The schema's fault comes too; attribute names are checked on every
+	// event, the other rules of the hub on events that match the schema.
 	r.run(t, cat, "Data instead of data", func(t *testing.T) {
 		r.expect(t, hxReq{ct: "application/cloudevents+json", body: r.sample().rename("data", "Data").bytes(), sign: true}, 422,
 			hxF("data", "is required"))
