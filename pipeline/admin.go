@@ -118,6 +118,23 @@ func (h *Hub) ResetKey(ctx context.Context, st store.Store, sync, key string, by
 	return st.ResetKey(ctx, sync, cfg.Keys.Fold(key), store.Target{System: cfg.System, Object: cfg.Object}, by)
 }
 
+// EventKey returns a dead letter's key as its event spells it (the event's
+// subject) when that is the key the sync stored folded; else stored itself
+// (a membership key SEGMENT:MEMBER, an event that does not decode).
+func (h *Hub) EventKey(sync, stored string, ev json.RawMessage) string {
+	cfg, ok := h.syncConfig(sync)
+	if !ok {
+		return stored
+	}
+	var e struct {
+		Subject string `json:"subject"`
+	}
+	if json.Unmarshal(ev, &e) != nil || e.Subject == "" || cfg.Keys.Fold(e.Subject) != stored {
+		return stored
+	}
+	return e.Subject
+}
+
 // ErrAmbiguousKey is wrapped by FoldKeyFilter's error for a key filter that
 // names no sync, when the syncs' targets compare keys differently.
 var ErrAmbiguousKey = errors.New("the key is stored differently by different syncs")

@@ -41,7 +41,11 @@ func (x adminAPI) DeadLetters(ctx context.Context, f store.DeadLetterFilter, aft
 	if err != nil {
 		return nil, err
 	}
-	return x.a.store.QueryDeadLetters(ctx, f, afterID, limit)
+	dls, err := x.a.store.QueryDeadLetters(ctx, f, afterID, limit)
+	for i := range dls {
+		dls[i].Key = x.a.hub.EventKey(dls[i].Sync, dls[i].Key, dls[i].Event)
+	}
+	return dls, err
 }
 
 func (x adminAPI) SummarizeDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetterGroup, error) {
