@@ -22,11 +22,15 @@ const (
 	parentPollInterval = 500 * time.Millisecond
 	// closeTimeout bounds the connector's Close on the way out.
 	closeTimeout = 5 * time.Second
-	// abandonWait bounds the wait for a dying hub's lock (see cleanUp).
+	// abandonWait bounds how long a SIGTERM-ed plugin watches whether its
+	// hub is dying (see cleanUp).
 	abandonWait = time.Second
+	// orphanWait bounds the wait for a dead hub's lock to go: a hub of many
+	// threads, on a loaded machine, takes a moment to finish dying.
+	orphanWait = 5 * time.Second
 	// exitDeadline bounds the whole way out, from the stop request to the
 	// end of Serve: past it the process exits anyway.
-	exitDeadline = closeTimeout + abandonWait + 5*time.Second
+	exitDeadline = closeTimeout + abandonWait + orphanWait + 5*time.Second
 )
 
 // lifecycle ends a plugin's Serve when it has no one left to serve, which
@@ -161,15 +165,28 @@ func closeConnector(c interface{ Close() error }, log *slog.Logger) {
 // On Linux the parent-death SIGTERM comes as the hub's thread that forked
 // this process ends, which may be a moment before the rest of the hub, its
 // process id and its directory's lock with it, is gone: so after a SIGTERM
-// the process treats its hub as possibly dying, and RemoveAbandoned waits a
-// little for the lock (a live hub keeps it: an operator's SIGTERM costs the
-// last plugin of a live hub that wait, and removes nothing of the hub's).
+// the process watches for a moment whether it is orphaned, and once it is,
+// RemoveAbandoned waits for the dead hub's lock to go (an operator's SIGTERM
+// to a plugin of a live hub costs it the moment, and removes nothing of the
+// hub's).
 func (l *lifecycle) cleanUp() {
 	sockdir.RemoveOwn()
 	l.mu.Lock()
 	sig := l.sig
 	l.mu.Unlock()
-	if l.orphaned() || (sig == syscall.SIGTERM && runtime.GOOS == "linux") {
-		sockdir.RemoveAbandoned(abandonWait)
+	if l.orphaned() || (sig == syscall.SIGTERM && runtime.GOOS == "linux" && l.becomesOrphan(abandonWait)) {
+		sockdir.RemoveAbandoned(orphanWait)
 	}
+}
+
+// becomesOrphan watches, for at most wait, whether this process is handed
+// to another parent: its hub is dying. A live hub keeps it (an operator's
+// SIGTERM), and then its directory is the hub's to remove.
+func (l *lifecycle) becomesOrphan(wait time.Duration) bool {
+	for end := time.Now().Add(wait); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if l.orphaned() {
+			return true
+		}
+	}
+	return l.orphaned()
 }
