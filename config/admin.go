@@ -56,8 +56,8 @@ var adminNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 // checkAdmin checks the admin API's tokens and redaction paths, and fills in
 // the default redaction paths.
 func (l *loader) checkAdmin(h *HTTP) {
-	if _, set := l.vals["http.redact_fields"]; !set {
-		h.RedactFields = slices.Clone(DefaultRedactFields)
+	if n, set := l.vals["http.redact_fields"]; !set || isNull(n) {
+		h.RedactFields = slices.Clone(DefaultRedactFields) // a null takes the default, as for every key; [] is none
 	}
 	for i, f := range h.RedactFields {
 		p := fmt.Sprintf("http.redact_fields[%d]", i)
@@ -65,7 +65,7 @@ func (l *loader) checkAdmin(h *HTTP) {
 			continue
 		}
 		if f == "" || slices.Contains(strings.Split(f, "."), "") {
-			l.errAt(p, "%q is not a path; give field names joined by dots, e.g. email or address.street", f)
+			l.errAt(p, "%s is not a path; give field names joined by dots, e.g. email or address.street", l.quoteAt(p, f))
 		}
 	}
 	names := map[string]string{}
@@ -78,9 +78,9 @@ func (l *loader) checkAdmin(h *HTTP) {
 		switch {
 		case t.Name == "" || l.isBad(p+".name"):
 		case !adminNameRe.MatchString(t.Name):
-			l.errAt(p+".name", "%q is not a token name: letters, digits, '.', '_', '@' and '-', up to 64 (e.g. ops-alice)", t.Name)
+			l.errAt(p+".name", "%s is not a token name: letters, digits, '.', '_', '@' and '-', up to 64 (e.g. ops-alice)", l.quoteAt(p+".name", t.Name))
 		case names[t.Name] != "":
-			l.errAt(p+".name", "%q is taken by %s; give each token its own name", t.Name, names[t.Name])
+			l.errAt(p+".name", "%s is taken by %s; give each token its own name", l.quoteAt(p+".name", t.Name), names[t.Name])
 		default:
 			names[t.Name] = p
 		}

@@ -39,7 +39,11 @@ func (l *loader) checkConnectors(c *Config) {
 			if b, err := json.Marshal(blk.value); err == nil {
 				conn.Config = b
 			}
-			l.visitSchema(conn.Type, p+".config", blk, schema)
+			t := conn.Type
+			if l.fromRef(p + ".type") {
+				t = "" // messages say "the connector"
+			}
+			l.visitSchema(t, p+".config", blk, schema)
 		}
 		red := l.redact(blk.value, schema, blk.node)
 		if b, err := json.Marshal(red); err == nil {
@@ -69,14 +73,14 @@ func (l *loader) connectorSchema(t, typePath string, cache map[string]*openapi3.
 	}
 	if l.opts.schemas == nil {
 		if l.opts.types != nil && !contains(l.opts.types, t) {
-			l.errAt(typePath, "%s", unknownMsg("connector type", t, "known types", l.knownTypes()))
+			l.errAt(typePath, "%s", l.unknownAt(typePath, "connector type", t, "known types", l.knownTypes()))
 		}
 		failed[t] = true
 		return nil
 	}
 	raw, known := l.opts.schemas(t)
 	if !known {
-		l.errAt(typePath, "%s", unknownMsg("connector type", t, "known types", l.knownTypes()))
+		l.errAt(typePath, "%s", l.unknownAt(typePath, "connector type", t, "known types", l.knownTypes()))
 		return nil
 	}
 	if len(raw) == 0 || string(raw) == "null" {
@@ -91,7 +95,7 @@ func (l *loader) connectorSchema(t, typePath string, cache map[string]*openapi3.
 	if err != nil {
 		// A connector's bug, not the user's: say so, once per type.
 		failed[t] = true
-		l.errAt(typePath, "connector type %q has an invalid config schema (a bug in the connector, not in this file): %v", t, err)
+		l.errAt(typePath, "connector type %s has an invalid config schema (a bug in the connector, not in this file): %v", l.quoteAt(typePath, t), err)
 		return nil
 	}
 	cache[t] = &s
@@ -100,17 +104,22 @@ func (l *loader) connectorSchema(t, typePath string, cache map[string]*openapi3.
 
 var unsupportedProp = regexp.MustCompile(`^property "(.*)" is unsupported$`)
 
-// visitSchema validates a block and reports each schema error at the line
-// of the offending key.
+// visitSchema validates a block of a connector of type t ("" when the type
+// came from a reference) and reports each schema error at the line of the
+// offending key.
 func (l *loader) visitSchema(t, path string, blk *rawBlock, s *openapi3.Schema) {
 	err := s.VisitJSON(any(blk.value), openapi3.MultiErrors(), openapi3.DisableSchemaErrorDetails())
 	if err == nil {
 		return
 	}
+	who, keysFor := "the connector", "valid keys"
+	if t != "" {
+		who, keysFor = "the "+t+" connector", "valid keys for "+t
+	}
 	for _, e := range flattenSchemaErrors(err) {
 		var se *openapi3.SchemaError
 		if !errors.As(e, &se) {
-			l.errAt(path, "does not match the %s connector's schema: %v", t, e)
+			l.errAt(path, "does not match %s's schema: %v", who, e)
 			continue
 		}
 		ptr := se.JSONPointer()
@@ -121,7 +130,7 @@ func (l *loader) visitSchema(t, path string, blk *rawBlock, s *openapi3.Schema) 
 		case se.SchemaField == "required" && len(ptr) > 0:
 			key := ptr[len(ptr)-1]
 			keyPath := l.ptrPath(path, ptr)
-			msg := fmt.Sprintf("missing; the %s connector requires %s", t, key)
+			msg := fmt.Sprintf("missing; %s requires %s", who, key)
 			if se.Schema != nil {
 				if ps := se.Schema.Properties[key]; ps != nil && ps.Value != nil && ps.Value.Description != "" {
 					msg += " (" + strings.TrimSuffix(ps.Value.Description, ".") + ")"
@@ -152,7 +161,7 @@ func (l *loader) visitSchema(t, path string, blk *rawBlock, s *openapi3.Schema) 
 			if k := l.keyNodeAt(blk.node, full); k != nil {
 				pos = l.pos(k)
 			}
-			l.addPos(pos, keyPath, unknownMsg("key", key, "valid keys for "+t, valid))
+			l.addPos(pos, keyPath, unknownMsg("key", key, keysFor, valid))
 		default:
 			n, _ := l.nodeAt(blk.node, ptr)
 			pos := l.posOf(path)

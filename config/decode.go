@@ -418,7 +418,11 @@ func (l *loader) checkRange(n *yaml.Node, path string, v reflect.Value, fi field
 	if fi.zero != "" {
 		valid = "0 (" + fi.zero + "), or " + valid
 	}
-	l.errNode(n, path, "%s is out of range; valid: %s", show(x), valid)
+	got := show(x)
+	if _, ok := l.expanded[n]; ok {
+		got = hiddenValue
+	}
+	l.errNode(n, path, "%s is out of range; valid: %s", got, valid)
 }
 
 // decodeRaw turns a connector config block into JSON, keeping it for the
@@ -503,11 +507,18 @@ func (l *loader) decodeMappingRef(n *yaml.Node, path string, v reflect.Value) {
 		}
 		full := l.resolve(n.Value)
 		st, err := os.Stat(full)
+		// Where the loader looked shows the value: not for one from a reference.
+		where := func(format string) string {
+			if _, ok := l.expanded[n]; ok {
+				return ""
+			}
+			return fmt.Sprintf(format, strconv.Quote(full))
+		}
 		switch {
 		case err != nil:
-			l.errNode(n, path, "mapping file %s not found (looked for %s); give a path relative to the config file's directory, or an inline mapping block", l.quote(n), full)
+			l.errNode(n, path, "mapping file %s not found%s; give a path relative to the config file's directory, or an inline mapping block", l.quote(n), where(" (looked for %s)"))
 		case st.IsDir():
-			l.errNode(n, path, "mapping file %s is a directory (%s); give a mapping file, or an inline mapping block", l.quote(n), full)
+			l.errNode(n, path, "mapping file %s is a directory%s; give a mapping file, or an inline mapping block", l.quote(n), where(" (%s)"))
 		}
 		ref.File = full
 	default:

@@ -99,7 +99,7 @@ func encodeValue(v reflect.Value) (*yaml.Node, error) {
 	case v.Type() == mappingRefType:
 		ref := v.Interface().(MappingRef)
 		if ref.Node != nil {
-			return copyNode(ref.Node), nil
+			return copyNode(ref.Node, false), nil
 		}
 		return scalar("!!str", escapeRefs(ref.File)), nil
 	}
@@ -211,19 +211,23 @@ func jsonNode(v any) *yaml.Node {
 	return scalar("!!str", escapeRefs(fmt.Sprint(v)))
 }
 
-// copyNode deep-copies n for output, escaping references in string
-// scalars and dropping comments and positions.
-func copyNode(n *yaml.Node) *yaml.Node {
+// copyNode deep-copies n for output, dropping comments, positions and
+// aliases (the copy holds what they name). Load expands references in every
+// scalar value, whatever its tag, and in no key: so "${" is escaped in
+// values and left alone in keys, and all that a key holds is written as it
+// was read.
+func copyNode(n *yaml.Node, inKey bool) *yaml.Node {
 	n = deref(n)
 	cp := &yaml.Node{Kind: n.Kind, Style: n.Style &^ yaml.FlowStyle, Tag: n.Tag, Value: n.Value}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+	if n.Kind == yaml.ScalarNode && !inKey {
 		cp.Value = escapeRefs(n.Value)
-		if cp.Value != n.Value && cp.Style == 0 {
-			cp.Style = yaml.DoubleQuotedStyle
+		if cp.Value != n.Value && cp.Style&^yaml.TaggedStyle == 0 {
+			cp.Style |= yaml.DoubleQuotedStyle
 		}
 	}
-	for _, c := range n.Content {
-		cp.Content = append(cp.Content, copyNode(c))
+	for i, c := range n.Content {
+		key := inKey || (n.Kind == yaml.MappingNode && i%2 == 0)
+		cp.Content = append(cp.Content, copyNode(c, key))
 	}
 	return cp
 }

@@ -160,7 +160,7 @@ func TestReferenceProblems(t *testing.T) {
 		{
 			name: "missing secret file",
 			yaml: "sources:\n  ledger:\n    secrets: [\"${file:secrets/nope}\"]\n",
-			want: []string{`hub.yaml:3:15: sources.ledger.secrets[0]: cannot read secret file $DIR/secrets/nope: no such file or directory; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)`},
+			want: []string{`hub.yaml:3:15: sources.ledger.secrets[0]: cannot read secret file "$DIR/secrets/nope": no such file or directory; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)`},
 		},
 		{
 			name: "empty file reference",

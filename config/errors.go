@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Position is a place in a config file. Line and Column count from 1; 0
@@ -37,13 +39,19 @@ type Error struct {
 	Message string
 }
 
-// Error formats e as "FILE:LINE:COL: path.to.key: message".
+// Error formats e as "FILE:LINE:COL: path.to.key: message". A path with a
+// key that does not print (a newline, say) is quoted, so that the problem
+// stays on one line.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Position.String())
 	b.WriteString(": ")
 	if e.Path != "" {
-		b.WriteString(e.Path)
+		if strings.IndexFunc(e.Path, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			b.WriteString(strconv.Quote(e.Path))
+		} else {
+			b.WriteString(e.Path)
+		}
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Message)

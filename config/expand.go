@@ -120,7 +120,7 @@ func (l *loader) readSecretFile(p string) (string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return "", fmt.Errorf("cannot read secret file %s: %v; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)", full, err)
+		return "", fmt.Errorf("cannot read secret file %s: %v; ${file:PATH} needs a readable file (a relative PATH is relative to the config file)", strconv.Quote(full), err)
 	}
 	return strings.TrimRight(string(data), "\r\n"), nil
 }

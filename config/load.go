@@ -153,7 +153,7 @@ func (l *loader) load(data []byte) *Config {
 			l.addPos(Position{File: l.file, Line: 1}, "", "the file is empty; write the hub's sources, connectors and syncs (see config/example.yaml)")
 			return nil
 		}
-		l.syntaxError(err)
+		l.syntaxError(err, data)
 		return nil
 	}
 	var second yaml.Node
@@ -161,7 +161,7 @@ func (l *loader) load(data []byte) *Config {
 		l.addPos(Position{File: l.file, Line: second.Line, Column: second.Column}, "",
 			"a second YAML document; the config is one document (remove the --- separator)")
 	} else if !errors.Is(err, io.EOF) {
-		l.syntaxError(err)
+		l.syntaxError(err, data)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
@@ -171,6 +171,9 @@ func (l *loader) load(data []byte) *Config {
 		l.addPos(l.pos(root), "", "the config must be a mapping of keys (data_dir, http, sources, connectors, syncs, ...), not a "+kindName(root))
 		return nil
 	}
+	if !l.checkAliases(root) {
+		return nil // decoding would take too long, or never end
+	}
 	l.expandTree(root, "")
 	cfg := &Config{Path: l.abs}
 	l.decode(root, "", reflect.ValueOf(cfg).Elem(), fieldInfo{})
@@ -179,7 +182,10 @@ func (l *loader) load(data []byte) *Config {
 	return cfg
 }
 
-func (l *loader) syntaxError(err error) {
+// syntaxError reports a YAML syntax error in data at the line yaml.v3
+// gives, or at the last line of the file when it gives none (a quote or a
+// bracket left open runs to the end of the file).
+func (l *loader) syntaxError(err error, data []byte) {
 	msg := err.Error()
 	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -188,7 +194,21 @@ func (l *loader) syntaxError(err error) {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
+	if line < 1 {
+		line = lastLine(data)
+	}
+	msg = strings.Join(strings.Fields(msg), " ") // one problem, one line
 	l.addPos(Position{File: l.file, Line: line}, "", "YAML syntax error: "+msg)
+}
+
+// lastLine is the number of data's last line, counting from 1: a final
+// newline ends the last line rather than starting another.
+func lastLine(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		n++
+	}
+	return max(n, 1)
 }
 
 // pos is the position of n in the file.
@@ -281,13 +301,54 @@ func (l *loader) resolve(p string) string {
 	return filepath.Join(l.dir, p)
 }
 
+// hiddenValue stands in a message for a value that came from a reference.
+const hiddenValue = "(value from a ${...} reference, not shown)"
+
 // quote shows a scalar's value in a message, or says it is hidden when it
 // came from a reference (it may be a secret).
 func (l *loader) quote(n *yaml.Node) string {
 	if _, ok := l.expanded[n]; ok {
-		return "(value from a ${...} reference, not shown)"
+		return hiddenValue
 	}
 	return strconv.Quote(n.Value)
+}
+
+// fromRef reports whether the value written at path came from a reference.
+func (l *loader) fromRef(path string) bool {
+	n, ok := l.vals[path]
+	if !ok {
+		return false
+	}
+	_, ok = l.expanded[n]
+	return ok
+}
+
+// quoteAt quotes s, the value at path or a part of it, for a message; it
+// says the value is hidden when the value at path came from a reference.
+func (l *loader) quoteAt(path, s string) string {
+	if l.fromRef(path) {
+		return hiddenValue
+	}
+	return strconv.Quote(s)
+}
+
+// showAt is quoteAt for what the loader formats itself (a number, a
+// duration): s unquoted, or hidden.
+func (l *loader) showAt(path, s string) string {
+	if l.fromRef(path) {
+		return hiddenValue
+	}
+	return s
+}
+
+// unknownAt is unknownMsg for got, the value at path or a part of it: with
+// the value hidden, and no "did you mean" (it would tell what the value is
+// near), when the value came from a reference.
+func (l *loader) unknownAt(path, what, got, label string, candidates []string) string {
+	if l.fromRef(path) {
+		return fmt.Sprintf("unknown %s %s; %s: %s", what, hiddenValue, label, list(candidates))
+	}
+	return unknownMsg(what, got, label, candidates)
 }
 
 func kindName(n *yaml.Node) string {
@@ -313,6 +374,71 @@ func deref(n *yaml.Node) *yaml.Node {
 		n = n.Alias
 	}
 	return n
+}
+
+// MaxAliasNodes is the most nodes a config file's aliases may stand for,
+// counted over the whole file: each alias counts the nodes of the value it
+// names, aliases in that value included. Aliases of lists of aliases
+// multiply ("billion laughs"), and the loader, its schema checks and YAML
+// all walk what aliases name, so past this Load refuses the file.
+const MaxAliasNodes = 10000
+
+// aliasWalk counts the nodes reached through aliases.
+type aliasWalk struct {
+	l    *loader
+	left int                 // nodes aliases may still stand for
+	open map[*yaml.Node]bool // the nodes being walked: an alias to one loops
+}
+
+// checkAliases reports aliases that name a value they are in, or that
+// stand for more than MaxAliasNodes nodes in all, at the alias written in
+// the file that goes past the limit. It reports whether the file is fine.
+func (l *loader) checkAliases(root *yaml.Node) bool {
+	w := &aliasWalk{l: l, left: MaxAliasNodes, open: map[*yaml.Node]bool{}}
+	return w.walk(root, "", nil)
+}
+
+// walk visits n at path; outer is the outermost alias n was reached
+// through, nil when n is written where it is.
+func (w *aliasWalk) walk(n *yaml.Node, path string, outer *yaml.Node) bool {
+	if n == nil {
+		return true
+	}
+	if outer != nil {
+		if w.left--; w.left < 0 {
+			w.l.addPos(w.l.pos(outer), path, fmt.Sprintf("aliases expand to more than %d nodes; "+
+				"write the values out, or use fewer aliases of values that hold aliases", MaxAliasNodes))
+			return false
+		}
+	}
+	if n.Kind == yaml.AliasNode {
+		if w.open[n.Alias] {
+			w.l.addPos(w.l.pos(n), path, fmt.Sprintf("the alias *%s is inside the value &%s names, "+
+				"so it would expand without end; move the alias out of that value", n.Value, n.Value))
+			return false
+		}
+		if outer == nil {
+			outer = n
+		}
+		return w.walk(n.Alias, path, outer)
+	}
+	w.open[n] = true
+	defer delete(w.open, n)
+	for i, c := range n.Content {
+		p := path
+		switch {
+		case n.Kind == yaml.SequenceNode:
+			p = fmt.Sprintf("%s[%d]", path, i)
+		case n.Kind == yaml.MappingNode && i%2 == 1:
+			if k := n.Content[i-1]; k.Kind == yaml.ScalarNode && k.ShortTag() != "!!merge" {
+				p = joinPath(path, k.Value)
+			}
+		}
+		if !w.walk(c, p, outer) {
+			return false
+		}
+	}
+	return true
 }
 
 func isNull(n *yaml.Node) bool {

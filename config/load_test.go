@@ -205,8 +205,8 @@ syncs:
   c: {from: ledger.member, to: offers, object: members, mode: insert, mapping: m.yaml}
 `,
 		want: []string{
-			`hub.yaml:3:35: connectors.crm.plugin: only plugin:<name> types take a plugin block; salesforce is built into the hub`,
-			`hub.yaml:4:15: connectors.geo.type: type plugin:geooffers needs a plugin block: plugin: {path: ./bin/geooffers, sha256: <sha256sum of it>}`,
+			`hub.yaml:3:35: connectors.crm.plugin: only plugin:<name> types take a plugin block; "salesforce" is built into the hub`,
+			`hub.yaml:4:15: connectors.geo.type: type "plugin:geooffers" needs a plugin block: plugin: {path: ./bin/geooffers, sha256: <sha256sum of it>}`,
 			`hub.yaml:7:45: connectors.offers.plugin.sha256: "ABC" is not a SHA-256 digest: 64 lowercase hex characters, as printed by sha256sum`,
 			`hub.yaml:11:13: syncs.b.from: unknown source "geo"; declared sources (webhook sources, and connectors with a read block): ledger, offers`,
 		},
@@ -242,8 +242,8 @@ syncs:
       fields: {MemberId: member_id}
 `,
 		want: []string{
-			`hub.yaml:4:71: syncs.a.mapping: mapping file "missing.yaml" not found (looked for $DIR/missing.yaml); give a path relative to the config file's directory, or an inline mapping block`,
-			`hub.yaml:5:71: syncs.b.mapping: mapping file "maps/dir" is a directory ($DIR/maps/dir); give a mapping file, or an inline mapping block`,
+			`hub.yaml:4:71: syncs.a.mapping: mapping file "missing.yaml" not found (looked for "$DIR/missing.yaml"); give a path relative to the config file's directory, or an inline mapping block`,
+			`hub.yaml:5:71: syncs.b.mapping: mapping file "maps/dir" is a directory ("$DIR/maps/dir"); give a mapping file, or an inline mapping block`,
 			`hub.yaml:6:71: syncs.c.mapping: must be a mapping file path or an inline mapping block, not a sequence`,
 			`hub.yaml:7:71: syncs.d.mapping: the inline mapping block is empty; give its fields, or a mapping file path`,
 			`hub.yaml:8:71: syncs.e.mapping: must not be empty; give a mapping file path (relative to the config file) or an inline mapping block`,

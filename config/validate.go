@@ -51,17 +51,23 @@ func (l *loader) validate(c *Config) {
 		if t != "" && !typeRe.MatchString(t) {
 			l.errAt(p, "invalid connector type %s; a type is a connector name such as salesforce (%s), or plugin:<name>", l.quote(l.vals[p]), NamePattern)
 		}
+		typeOK := t != "" && !l.isBad(p) // an invalid type is built in or a plugin by mistake
 		switch {
-		case IsPluginType(t) && conn.Plugin == nil:
-			l.errAt(p, "type %s needs a plugin block: plugin: {path: ./bin/%s, sha256: <sha256sum of it>}", t, strings.TrimPrefix(t, "plugin:"))
-		case !IsPluginType(t) && t != "" && conn.Plugin != nil:
-			l.errAt("connectors."+name+".plugin", "only plugin:<name> types take a plugin block; %s is built into the hub", t)
+		case typeOK && IsPluginType(t) && conn.Plugin == nil:
+			bin := strings.TrimPrefix(t, "plugin:")
+			if l.fromRef(p) {
+				bin = "<name>"
+			}
+			l.errAt(p, "type %s needs a plugin block: plugin: {path: ./bin/%s, sha256: <sha256sum of it>}", l.quoteAt(p, t), bin)
+		case typeOK && !IsPluginType(t) && conn.Plugin != nil:
+			l.errAt("connectors."+name+".plugin", "only plugin:<name> types take a plugin block; %s is built into the hub", l.quoteAt(p, t))
 		case conn.Plugin != nil:
 			if conn.Plugin.Path != "" {
 				conn.Plugin.Path = l.resolve(conn.Plugin.Path)
 			}
+			sp := "connectors." + name + ".plugin.sha256"
 			if sum := conn.Plugin.SHA256; sum != "" && !sha256Re.MatchString(sum) {
-				l.errAt("connectors."+name+".plugin.sha256", "%q is not a SHA-256 digest: 64 lowercase hex characters, as printed by sha256sum", sum)
+				l.errAt(sp, "%s is not a SHA-256 digest: 64 lowercase hex characters, as printed by sha256sum", l.quoteAt(sp, sum))
 			}
 		}
 	}
@@ -127,15 +133,15 @@ func (l *loader) checkListen(addr string) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		l.errAt(p, "%s is not host:port; e.g. 127.0.0.1:8080, or :8080 for every interface", strconv.Quote(addr))
+		l.errAt(p, "%s is not host:port; e.g. 127.0.0.1:8080, or :8080 for every interface", l.quoteAt(p, addr))
 		return
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		l.errAt(p, "port %s is not a number from 0 to 65535", strconv.Quote(port))
+		l.errAt(p, "port %s is not a number from 0 to 65535", l.quoteAt(p, port))
 		return
 	}
 	if strings.ContainsAny(host, " /") {
-		l.errAt(p, "host %s is not a host name or IP address", strconv.Quote(host))
+		l.errAt(p, "host %s is not a host name or IP address", l.quoteAt(p, host))
 	}
 }
 
@@ -146,10 +152,14 @@ func (l *loader) checkBus(b *Bus) {
 			u, err := url.Parse(raw)
 			switch {
 			case err != nil || u.Host == "":
-				l.errAt("bus.url", "%s is not a NATS URL; e.g. nats://127.0.0.1:4222 (several separated by commas), or empty for the embedded server", strconv.Quote(redactURL(raw)))
+				l.errAt("bus.url", "%s is not a NATS URL; e.g. nats://127.0.0.1:4222 (several separated by commas), or empty for the embedded server", l.quoteAt("bus.url", redactURL(raw)))
 				return
 			case !contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme):
-				l.errAt("bus.url", "unknown URL scheme %q in %s; valid: nats, tls, ws, wss", u.Scheme, strconv.Quote(redactURL(raw)))
+				if l.fromRef("bus.url") {
+					l.errAt("bus.url", "unknown URL scheme in %s; valid: nats, tls, ws, wss", hiddenValue)
+				} else {
+					l.errAt("bus.url", "unknown URL scheme %q in %q; valid: nats, tls, ws, wss", u.Scheme, redactURL(raw))
+				}
 				return
 			}
 		}
@@ -184,10 +194,10 @@ func (l *loader) checkStore(c *Config) {
 		case strings.Contains(s.DSN, "://"):
 			u, err := url.Parse(s.DSN)
 			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-				l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", strconv.Quote(redactDSN(s.DSN)))
+				l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", l.quoteAt("store.dsn", redactDSN(s.DSN)))
 			}
 		case !strings.Contains(s.DSN, "="):
-			l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", strconv.Quote(redactDSN(s.DSN)))
+			l.errAt("store.dsn", "%s is not a PostgreSQL DSN; use postgres://user:password@host:5432/db or host=... user=... dbname=...", l.quoteAt("store.dsn", redactDSN(s.DSN)))
 		}
 	}
 }
@@ -201,15 +211,15 @@ func (l *loader) checkSync(c *Config, name string, s *Sync) {
 		case !ok || src == "" || ent == "":
 			l.errAt(p+".from", "%s is not <source>.<entity>; e.g. ledger.member (entities: %s)", l.quote(fromNode), list(Entities))
 		case c.Sources[src] == nil && (c.Connectors[src] == nil || c.Connectors[src].Read == nil):
-			l.errAt(p+".from", "%s", unknownMsg("source", src, "declared sources (webhook sources, and connectors with a read block)", sourceNames(c)))
+			l.errAt(p+".from", "%s", l.unknownAt(p+".from", "source", src, "declared sources (webhook sources, and connectors with a read block)", sourceNames(c)))
 		case !contains(Entities, ent):
-			l.errAt(p+".from", "%s", unknownMsg("entity", ent, "valid entities", Entities))
+			l.errAt(p+".from", "%s", l.unknownAt(p+".from", "entity", ent, "valid entities", Entities))
 		default:
 			s.Source, s.Entity = src, ent
 		}
 	}
 	if s.To != "" && c.Connectors[s.To] == nil {
-		l.errAt(p+".to", "%s", unknownMsg("connector", s.To, "declared connectors", sortedKeys(c.Connectors)))
+		l.errAt(p+".to", "%s", l.unknownAt(p+".to", "connector", s.To, "declared connectors", sortedKeys(c.Connectors)))
 	}
 	if s.Mode == connectors.Upsert && s.ExternalID == "" && !l.isBad(p+".mode") {
 		if _, written := l.vals[p+".external_id"]; written {
@@ -223,7 +233,12 @@ func (l *loader) checkSync(c *Config, name string, s *Sync) {
 		case s.Inflight == 0:
 			s.Inflight = 2 * s.Batch.Size
 		case s.Inflight < s.Batch.Size:
-			l.errAt(p+".inflight", "%d is below batch.size (%d), so a batch would never fill; valid: 0 (2 × batch.size), or %d to 100000", s.Inflight, s.Batch.Size, s.Batch.Size)
+			size, atLeast := fmt.Sprintf(" (%d)", s.Batch.Size), strconv.Itoa(s.Batch.Size)
+			if l.fromRef(p + ".batch.size") {
+				size, atLeast = "", "batch.size"
+			}
+			l.errAt(p+".inflight", "%s is below batch.size%s, so a batch would never fill; valid: 0 (2 × batch.size), or %s to 100000",
+				l.showAt(p+".inflight", strconv.Itoa(s.Inflight)), size, atLeast)
 		}
 	}
 	r := s.Retry
@@ -232,7 +247,8 @@ func (l *loader) checkSync(c *Config, name string, s *Sync) {
 		if _, ok := l.vals[path]; !ok {
 			path = p + ".retry.max_interval"
 		}
-		l.errAt(path, "initial_interval %s is longer than max_interval %s; valid: initial_interval <= max_interval", fmtDuration(r.InitialInterval), fmtDuration(r.MaxInterval))
+		l.errAt(path, "initial_interval %s is longer than max_interval %s; valid: initial_interval <= max_interval",
+			l.showAt(p+".retry.initial_interval", fmtDuration(r.InitialInterval)), l.showAt(p+".retry.max_interval", fmtDuration(r.MaxInterval)))
 	}
 }
 
