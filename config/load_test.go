@@ -3,6 +3,7 @@ package config_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -506,5 +507,32 @@ syncs:
 	path = inDir(t, "a: [\n", nil)
 	if cfg, err := config.LoadAll(path); cfg != nil || err == nil {
 		t.Fatalf("LoadAll of a broken file = %v, %v", cfg, err)
+	}
+}
+
+// A file whose aliases multiply (billion laughs) is refused at once, naming
+// the alias, instead of taking ten times longer per level.
+func TestAliasBombIsRefusedFast(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "x-%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	b.WriteString("sources: {ledger: {insecure: true}}\nconnectors:\n  crm: {type: salesforce, config: {objects: *a9}}\nsyncs: {}\n")
+	start := time.Now()
+	_, err := config.Load(inDir(t, b.String(), nil))
+	if err == nil {
+		t.Fatal("an alias bomb loaded")
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("refusing it took %s", time.Since(start))
+	}
+	if !strings.Contains(err.Error(), "alias") || !strings.Contains(err.Error(), "hub.yaml:") {
+		t.Errorf("the problem names no alias or no line: %v", err)
+	}
+	// A loop: an alias inside the value it names.
+	_, err = config.Load(inDir(t, "connectors: {crm: {type: salesforce, config: &a {b: *a}}}\n", nil))
+	if err == nil || !strings.Contains(err.Error(), "alias") {
+		t.Errorf("an alias loop: %v", err)
 	}
 }
