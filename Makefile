@@ -42,6 +42,18 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./pipeline/...
 	$(GO) test -run '^$$' -bench BenchmarkWrite -benchtime 2s -timeout 30m ./plugins/host/
 
+## fuzz: every fuzz target, one after another, FUZZTIME each (default 5m).
+FUZZTIME ?= 5m
+FUZZ_TARGETS := \
+	./openapi/:FuzzIngressStructured ./openapi/:FuzzIngressBatch ./openapi/:FuzzIngressBinary \
+	./config/:FuzzConfigLoad ./connectors/:FuzzKeysCaseInsensitiveFold \
+	./connectors/salesforce/emulator/:FuzzSOQL ./connectors/salesforce/emulator/:FuzzBulkCSV \
+	./mappings/:FuzzExtract ./mappings/:FuzzCompileApply ./mappings/:FuzzNativeMatchesVM
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 $$pkg; done
+
 ## proto: regenerate the plugin protocol's Go code from plugins/proto/connector.proto.
 proto:
 	command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
