@@ -65,8 +65,8 @@ func TestSOQLQuote(t *testing.T) {
 		`x' OR Id!='`: `'x\' OR Id!=\''`,
 	}
 	for in, want := range tests {
-		if got := soqlQuote(in); got != want {
-			t.Errorf("soqlQuote(%q) = %s, want %s", in, got, want)
+		if got := QuoteSOQL(in); got != want {
+			t.Errorf("QuoteSOQL(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

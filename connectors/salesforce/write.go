@@ -500,7 +500,7 @@ func (c *Connector) lookupIDs(ctx context.Context, op, object, field string, key
 			continue
 		}
 		seen[k] = true
-		lit := soqlQuote(k)
+		lit := QuoteSOQL(k)
 		if size+len(lit) > maxSOQLList {
 			if err := flush(); err != nil {
 				return nil, err
@@ -566,8 +566,9 @@ func matchKey(found map[string][]string, key string) []string {
 // strings.EqualFold compares).
 func foldKey(key string) string { return connectors.KeysCaseInsensitive.Fold(key) }
 
-// soqlQuote renders s as a SOQL string literal.
-func soqlQuote(s string) string {
+// QuoteSOQL renders s as a SOQL string literal, escaping what the SOQL
+// reference lists (quotes, backslash, \n \r \t \b \f).
+func QuoteSOQL(s string) string {
 	var b strings.Builder
 	b.WriteByte('\'')
 	for _, r := range s {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loyaltyhub/loyaltyhub/connectors/salesforce"
 )
 
 // Fuzz targets of the emulator's two parsers of client input: SOQL
@@ -338,32 +340,8 @@ func renderValue(fp fieldPath, v any) string {
 	panic(fmt.Sprintf("unknown value %T", v))
 }
 
-// quoteSOQL quotes s as the connector does (write.go soqlQuote).
-func quoteSOQL(s string) string {
-	var b strings.Builder
-	b.WriteByte('\'')
-	for _, r := range s {
-		switch r {
-		case '\'', '\\', '"':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
-}
+// quoteSOQL quotes s as the connector does.
+func quoteSOQL(s string) string { return salesforce.QuoteSOQL(s) }
 
 // quoteLike quotes s as a LIKE pattern that matches s only.
 func quoteLike(s string) string {
